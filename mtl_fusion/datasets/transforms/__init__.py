@@ -1,0 +1,18 @@
+"""Pipeline transforms registered into ``mmdet3d.registry.TRANSFORMS``."""
+from .bev_global_rot_scale_trans import BEVGlobalRotScaleTrans
+from .bev_random_flip_3d import BEVRandomFlip3D
+from .load_bev_map_masks import LoadBEVMapMasks
+from .multi_view_image_aug_3d import MultiViewImageAug3D
+from .pack_multi_task_inputs import PackMultiTaskInputs
+from .strict_load_multi_view_image_from_files import \
+    StrictLoadMultiViewImageFromFiles
+from .strict_load_points_from_file import StrictLoadPointsFromFile
+from .strict_load_points_from_multi_sweeps import \
+    StrictLoadPointsFromMultiSweeps
+
+__all__ = [
+    'BEVGlobalRotScaleTrans', 'BEVRandomFlip3D', 'LoadBEVMapMasks',
+    'MultiViewImageAug3D', 'PackMultiTaskInputs',
+    'StrictLoadMultiViewImageFromFiles', 'StrictLoadPointsFromFile',
+    'StrictLoadPointsFromMultiSweeps'
+]
