@@ -31,7 +31,9 @@ def setup_distributed_cfg(cfg: Config, launcher: str) -> Config:
     cfg.env_cfg.dist_cfg['backend'] = 'gloo'
     wrapper = cfg.get('model_wrapper_cfg') or dict(
         type='MMDistributedDataParallel')
-    wrapper.pop('device_ids', None)
+    # mmengine fills device_ids=[local_rank] unless the key is present;
+    # a CPU module needs None.
+    wrapper['device_ids'] = None
     cfg.model_wrapper_cfg = wrapper
     return cfg
 
