@@ -1,0 +1,5 @@
+"""Evaluation metrics registered into ``mmdet3d.registry.METRICS``."""
+from .bev_map_metric import BEVMapMetric
+from .multi_task_metric import MultiTaskMetric, delta_mtl
+
+__all__ = ['BEVMapMetric', 'MultiTaskMetric', 'delta_mtl']
