@@ -16,7 +16,7 @@ from mmengine.model import BaseModule
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
-from ..task_modules import BEVCenterL1Cost  # noqa: F401  (registers costs)
+# importing task_modules registers the coder, assigner and costs
 from ..task_modules import grid_shape
 
 __all__ = ['FullerDetHead']

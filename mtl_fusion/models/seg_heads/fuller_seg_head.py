@@ -5,7 +5,7 @@ import torch
 from mmcv.cnn import ConvModule
 from mmdet3d.registry import MODELS
 from mmdet.models.layers import MLP, DetrTransformerDecoderLayer
-from mmdet.utils import ConfigType, OptConfigType
+from mmdet.utils import ConfigType
 from torch import Tensor, nn
 
 from .base_bev_seg_head import BaseBEVSegHead
