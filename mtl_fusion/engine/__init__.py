@@ -1,7 +1,9 @@
 """Training engine pieces: gradient calibration weightings, the modality gate
 and the optimizer wrappers that apply them (FULLER)."""
-from .calibrators import *  # noqa: F401,F403
-from .optim_wrappers import *  # noqa: F401,F403
+from .calibrators import (BaseTaskWeighting, FixedWeighting, IMTLGWeighting,
+                          ModalityGradientGate, SumWeighting, WeightingResult)
+from .optim_wrappers import (FullerAmpOptimWrapper, FullerOptimWrapper,
+                             GradientCalibrationMixin)
 from .registry import TASK_WEIGHTINGS
 
 __all__ = [

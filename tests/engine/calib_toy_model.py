@@ -73,8 +73,8 @@ class ToyMultiTaskModel(BaseModel):
         if self.drop_seg:
             losses['seg.loss_seg'] = torch.zeros(())
         else:
-            losses['seg.loss_seg'] = (
-                F.binary_cross_entropy_with_logits(seg, seg_t) * self.seg_scale)
+            losses['seg.loss_seg'] = F.binary_cross_entropy_with_logits(
+                seg, seg_t) * self.seg_scale
         return losses
 
 
@@ -108,8 +108,9 @@ def reference_grads(model: ToyMultiTaskModel, batch: Dict,
     p = dict(model.named_parameters())
     cam = torch.tanh(F.linear(batch['img'], p['camera_branch.weight'],
                               p['camera_branch.bias']))
-    lid = torch.tanh(F.linear(batch['pts'] * model.lidar_scale,
-                              p['lidar_branch.weight'], p['lidar_branch.bias']))
+    lid = torch.tanh(
+        F.linear(batch['pts'] * model.lidar_scale, p['lidar_branch.weight'],
+                 p['lidar_branch.bias']))
     fused = torch.tanh(F.linear(torch.cat([cam, lid], 1),
                                 p['fuser.layers.0.weight'],
                                 p['fuser.layers.0.bias']))
@@ -118,8 +119,8 @@ def reference_grads(model: ToyMultiTaskModel, batch: Dict,
     seg = F.linear(feat, p['seg_head.weight'], p['seg_head.bias'])
     l_det = ((det - batch['det_t'])**2).mean() + (
         det - batch['det_t']).abs().mean() * 0.5
-    l_seg = F.binary_cross_entropy_with_logits(seg,
-                                               batch['seg_t']) * model.seg_scale
+    l_seg = F.binary_cross_entropy_with_logits(
+        seg, batch['seg_t']) * model.seg_scale
     shared = [p['shared.weight'], p['shared.bias']]
     g1 = torch.cat([g.reshape(-1) for g in torch.autograd.grad(
         l_det, shared, retain_graph=True)]).double()
@@ -135,9 +136,10 @@ def reference_grads(model: ToyMultiTaskModel, batch: Dict,
     x = float(gf[:, 3:6].norm())  # lidar
 
     def sigma(a, b):
-        return 1 - float(torch.tanh(torch.tensor(alpha_g * a / b,
-                                                 dtype=torch.float64))) \
-            if a / b > 1 else 1.0
+        if a / b <= 1:
+            return 1.0
+        return 1 - float(
+            torch.tanh(torch.tensor(alpha_g * a / b, dtype=torch.float64)))
 
     if gate:
         w = dict(
@@ -145,8 +147,8 @@ def reference_grads(model: ToyMultiTaskModel, batch: Dict,
             lidar=momentum * prev_w['lidar'] + (1 - momentum) * sigma(x, y))
     else:
         w = dict(camera=1.0, lidar=1.0)
-    names = [n for n in p if not n.startswith(('camera_branch',
-                                                'lidar_branch'))]
+    branches = ('camera_branch', 'lidar_branch')
+    names = [n for n in p if not n.startswith(branches)]
     grads = dict(zip(names, torch.autograd.grad(
         total, [p[n] for n in names], retain_graph=True)))
     d_cam, d_lid = torch.autograd.grad(total, [cam, lid], retain_graph=True)

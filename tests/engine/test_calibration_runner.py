@@ -70,24 +70,25 @@ def _runner(work_dir, name, max_iters, **kwargs):
 
 @pytest.mark.slow
 def test_runner_train_resume_and_plot(tmp_path):
-    first, _ = _runner(tmp_path, 'calib_first', max_iters=4)
+    first, _ = _runner(tmp_path / 'first', 'calib_first', max_iters=4)
     first.train()
     saved = copy.deepcopy(first.optim_wrapper.gate.state_dict())
     assert saved['num_updates'] == 4 and saved['weights']['lidar'] < 1.0
-    ckpt = torch.load(osp.join(tmp_path, 'iter_4.pth'), weights_only=False)
+    ckpt_path = osp.join(tmp_path, 'first', 'iter_4.pth')
+    ckpt = torch.load(ckpt_path, weights_only=False)
     assert ckpt['optimizer']['calibration']['gate'] == saved
 
-    second, recorder = _runner(tmp_path, 'calib_resume', max_iters=6,
-                               resume=True,
-                               load_from=osp.join(tmp_path, 'iter_4.pth'))
+    second, recorder = _runner(tmp_path / 'second', 'calib_resume',
+                               max_iters=6, resume=True, load_from=ckpt_path)
     second.train()
     assert recorder.at_start == saved
     assert second.optim_wrapper.gate.num_updates == 6
     assert second.iter == 6
 
-    scalars = glob.glob(osp.join(tmp_path, '*', 'vis_data', 'scalars.json'))
-    assert len(scalars) == 2
-    first_run = min(scalars, key=osp.getmtime)
+    scalars = glob.glob(
+        osp.join(tmp_path, 'first', '*', 'vis_data', 'scalars.json'))
+    assert len(scalars) == 1
+    first_run = scalars[0]
     records = [json.loads(line) for line in open(first_run)]
     assert [r['iter'] for r in records] == [1, 2, 3, 4]
     for key in ('calib/gamma_task', 'calib/gamma_modal', 'calib/weight_det',
@@ -96,10 +97,22 @@ def test_runner_train_resume_and_plot(tmp_path):
     assert records[-1]['calib/w_lidar'] == pytest.approx(
         saved['weights']['lidar'], rel=1e-4)
 
+    second_records = [
+        json.loads(line) for line in open(
+            glob.glob(osp.join(tmp_path, 'second', '*', 'vis_data',
+                               'scalars.json'))[0])
+    ]
+    assert [r['iter'] for r in second_records] == [5, 6]
+    # logged ratios are per-step values, not window means
+    last = records[-1]
+    assert last['calib/gamma_modal'] == pytest.approx(
+        last['calib/modal_norm_lidar'] / last['calib/modal_norm_camera'],
+        rel=1e-3)
+
     out = tmp_path / 'calib.png'
     proc = subprocess.run(
         [sys.executable, 'tools/analysis_tools/plot_calibration.py',
-         first_run, '--out', str(out)],
+         str(tmp_path / 'first'), '--out', str(out)],
         cwd=REPO, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     with open(out, 'rb') as f:

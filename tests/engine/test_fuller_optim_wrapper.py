@@ -244,3 +244,34 @@ def test_misconfiguration_errors():
     ow.bind_model(model)
     with pytest.raises(RuntimeError, match='no loss dict'):
         ow.update_params(loss)
+
+
+class _ThreeTaskModel(type(make_model())):
+    """The toy model plus an 'aux' task on the det output."""
+
+    def forward(self, *args, mode='tensor', **kwargs):
+        out = super().forward(*args, mode=mode, **kwargs)
+        if mode != 'loss':
+            return out
+        det, _ = super().forward(*args, mode='tensor', **kwargs)
+        out['aux.loss_aux'] = ((det[:, :1] - 0.3)**2).mean() * 4.0
+        return out
+
+
+def test_three_tasks_inferred_from_prefixes():
+    torch.manual_seed(0)
+    model = _ThreeTaskModel()
+    hub = MessageHub.get_instance('calib_three_tasks')
+    calib = {k: v for k, v in CALIB_CFG.items() if k != 'tasks'}
+    ow = _wrapper(model, calib)
+    ow.message_hub = hub
+    _train_step(model, ow, make_batch())
+    info = ow.last_calibration
+    assert info['tasks'] == ['aux', 'det', 'seg']
+    weights = torch.tensor([info['weights'][t] for t in info['tasks']])
+    assert float(weights.sum()) == pytest.approx(1.0, abs=1e-5)
+    norms = list(info['task_grad_norms'].values())
+    assert hub.get_scalar('train/calib/gamma_task').current() == \
+        pytest.approx(max(norms) / min(norms))
+    for task in info['tasks']:
+        assert hub.get_scalar(f'train/calib/task_norm_{task}') is not None

@@ -2,7 +2,8 @@
 
 Reads mmengine's ``vis_data/scalars.json`` (one JSON object per logged
 iteration) written by the LocalVisBackend and plots, one panel each:
-``gamma_task`` (with the per-task gradient norms when logged), ``gamma_modal``,
+``gamma_task`` (ratio of the two task gradient norms, max/min for more
+tasks), ``gamma_modal``,
 the task weights and the modality gate weights (``w_lidar`` / ``w_camera``).
 The scalars come from ``FullerOptimWrapper`` under ``train/calib/``; the
 logger stores them without the ``train/`` prefix. Use ``LoggerHook``

@@ -57,7 +57,8 @@ class IMTLGWeighting(BaseTaskWeighting):
                  max_cond: Optional[float] = None,
                  eps: float = 1e-20):
         if form not in ('gramian', 'closed'):
-            raise ValueError(f"form must be 'gramian' or 'closed', got {form!r}")
+            raise ValueError(
+                f"form must be 'gramian' or 'closed', got {form!r}")
         if isinstance(dtype, torch.dtype):
             dtype = str(dtype).replace('torch.', '')
         if dtype not in _DTYPES:
@@ -84,8 +85,10 @@ class IMTLGWeighting(BaseTaskWeighting):
         sq_norms = torch.diagonal(gramian).clone()
         zero = sq_norms <= self.eps * sq_norms.max().clamp_min(0)
         if bool(zero.any()) or not bool((sq_norms > 0).all()):
-            bad = [t for t, z, s in zip(tasks, zero.tolist(), sq_norms.tolist())
-                   if z or not s > 0]
+            bad = [
+                t for t, z, s in zip(tasks, zero.tolist(), sq_norms.tolist())
+                if z or not s > 0
+            ]
             return self._fallback(num_tasks, f'zero gradient of tasks {bad}')
         if num_tasks == 1:
             return WeightingResult(torch.ones(1))
@@ -102,8 +105,8 @@ class IMTLGWeighting(BaseTaskWeighting):
             v = torch.linalg.pinv(gramian, hermitian=True) @ norms
             total = v.sum()
             if not bool(torch.isfinite(total)) or float(total) == 0.0:
-                return self._fallback(num_tasks,
-                                      f'degenerate IMTL-G solution {v.tolist()}')
+                return self._fallback(
+                    num_tasks, f'degenerate IMTL-G solution {v.tolist()}')
             alpha = v / total
         else:
             units = J / norms[:, None]
@@ -116,8 +119,8 @@ class IMTLGWeighting(BaseTaskWeighting):
             alpha = torch.cat([1 - alpha_rest.sum(dim=0, keepdim=True),
                                alpha_rest])
         if not bool(torch.isfinite(alpha).all()):
-            return self._fallback(num_tasks,
-                                  f'non-finite IMTL-G weights {alpha.tolist()}')
+            return self._fallback(
+                num_tasks, f'non-finite IMTL-G weights {alpha.tolist()}')
         return WeightingResult(alpha.to(torch.float32))
 
     def _fallback(self, num_tasks: int, reason: str) -> WeightingResult:

@@ -157,10 +157,11 @@ def make_fuser_pre_hook(box: GradScaleBox, num: int, fuser_name: str):
 
     def hook(module: nn.Module, args: Tuple) -> Optional[Tuple]:
         if not args or not isinstance(args[0], (list, tuple)):
+            got = type(args[0]).__name__ if args else 'nothing'
             raise TypeError(
                 f'gradient calibration expects {fuser_name!r}.forward to '
                 'receive the list of modality features as its first '
-                f'positional argument, got {type(args[0]).__name__ if args else "nothing"}')
+                f'positional argument, got {got}')
         feats = args[0]
         if len(feats) != num:
             raise ValueError(f'{fuser_name!r} received {len(feats)} inputs, '

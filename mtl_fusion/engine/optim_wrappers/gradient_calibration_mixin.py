@@ -2,7 +2,7 @@
 import logging
 import math
 from contextlib import ExitStack, contextmanager
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.distributed as torch_dist
@@ -104,7 +104,8 @@ class GradientCalibrationMixin:
         if self.calib_tasks is not None and (
                 len(set(self.calib_tasks)) != len(self.calib_tasks)
                 or not self.calib_tasks):
-            raise ValueError(f'tasks must be unique and non-empty, got {tasks}')
+            raise ValueError(
+                f'tasks must be unique and non-empty, got {tasks}')
         self.shared_layer = cfg.get('shared_layer')
         weighting = cfg.get('weighting', dict(type='IMTLGWeighting'))
         if isinstance(weighting, dict):
@@ -137,7 +138,7 @@ class GradientCalibrationMixin:
         self._slices: Dict[str, slice] = {}
         self._scale_box: Optional[GradScaleBox] = None
         self._distributed = False
-        self._warned_mismatch = False
+        self._checked_total = False
         self.last_calibration: Dict[str, Any] = {}
 
     # ------------------------------------------------------------------ bind
@@ -260,7 +261,8 @@ class GradientCalibrationMixin:
         tasks = self._task_list(task_losses)
         present = [1.0 if self._is_live(task_losses.get(t)) else 0.0
                    for t in tasks]
-        present = self._all_reduce(torch.tensor(present), op='max')
+        present = self._all_reduce(
+            torch.tensor(present, device=self._device()), op='max')
         active = [t for t, p in zip(tasks, present.tolist()) if p > 0]
         scale = self._loss_scale()
         info: Dict[str, Any] = dict(tasks=active)
@@ -364,6 +366,12 @@ class GradientCalibrationMixin:
         super().load_state_dict(state_dict)
 
     # -------------------------------------------------------------- helpers
+    def _device(self) -> torch.device:
+        # collectives on NCCL need accelerator tensors
+        for p in self._bound_model.parameters():
+            return p.device
+        return torch.device('cpu')
+
     def _loss_scale(self) -> float:
         scaler = getattr(self, 'loss_scaler', None)
         if scaler is None or not scaler.is_enabled():
@@ -390,19 +398,20 @@ class GradientCalibrationMixin:
 
     def _check_total(self, loss: Tensor, task_losses: Dict[str, Tensor],
                      extra: Optional[Tensor], factor: float) -> None:
-        if self._warned_mismatch:
+        if self._checked_total:
             return
+        self._checked_total = True
         parts = list(task_losses.values()) + ([extra] if extra is not None
                                               else [])
         mine = float(sum(float(p.detach()) for p in parts)) * factor
         ref = float(loss.detach())
         if not math.isclose(mine, ref, rel_tol=1e-3, abs_tol=1e-6):
-            self._warned_mismatch = True
             print_log(
                 'gradient calibration: the loss given to update_params '
                 f'({ref:.6g}) differs from the sum of the recorded loss dict '
                 f'({mine:.6g}); the model probably overrides parse_losses. '
-                'The calibrated loss is built from the recorded dict.',
+                'With non-unit task weights the calibrated loss is built '
+                'from the recorded dict.',
                 logger='current', level=logging.WARNING)
 
     def _task_list(self, task_losses: Dict[str, Tensor]) -> List[str]:
@@ -490,7 +499,8 @@ class GradientCalibrationMixin:
         module = self._bound_model
         params = [p for p in module.parameters() if p.requires_grad]
         has_grad = torch.tensor([p.grad is not None for p in params],
-                                dtype=torch.uint8)
+                                dtype=torch.uint8,
+                                device=self._device())
         torch_dist.all_reduce(has_grad, op=torch_dist.ReduceOp.MAX)
         used = [p for p, h in zip(params, has_grad.tolist()) if h]
         for p in used:
@@ -523,7 +533,7 @@ class GradientCalibrationMixin:
         norms = info.get('task_grad_norms')
         if norms:
             for task, value in norms.items():
-                hub.update_scalar(f'train/calib/task_grad_norm_{task}', value)
+                hub.update_scalar(f'train/calib/task_norm_{task}', value)
             values = list(norms.values())
             if len(values) == 2:
                 gamma = values[0] / values[1] if values[1] > 0 else math.inf
@@ -545,6 +555,6 @@ class GradientCalibrationMixin:
             gamma = modal[num] / modal[den] if modal[den] > 0 else math.inf
             hub.update_scalar('train/calib/gamma_modal', gamma)
             for name, value in modal.items():
-                hub.update_scalar(f'train/calib/modal_grad_norm_{name}', value)
+                hub.update_scalar(f'train/calib/modal_norm_{name}', value)
             for name, value in info['gate_weights'].items():
                 hub.update_scalar(f'train/calib/w_{name}', value)
