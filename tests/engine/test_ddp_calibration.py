@@ -47,9 +47,18 @@ def _worker(rank: int, world: int, port: int, out_dir: str):
         for step in range(STEPS):
             ddp.train_step(_batch(step, rank), optim_wrapper=ow)
             history.append(copy.deepcopy(ow.last_calibration))
+        # gradient accumulation: local accumulation, one average per update
+        model2 = make_model()
+        ddp2 = MMDistributedDataParallel(module=model2)
+        ow2 = _make_wrapper(model2, accumulative_counts=2)
+        ow2.initialize_count_status(ddp2, 0, 2 * STEPS)
+        for step in range(2 * STEPS):
+            ddp2.train_step(_batch(step, rank), optim_wrapper=ow2)
         torch.save(
             dict(params={n: p.detach().clone()
                          for n, p in model.named_parameters()},
+                 accum_params={n: p.detach().clone()
+                               for n, p in model2.named_parameters()},
                  gate=ow.gate.state_dict(), history=history),
             os.path.join(out_dir, f'rank{rank}.pth'))
     finally:
@@ -95,3 +104,18 @@ def test_two_process_gloo_matches_concatenated_batch(tmp_path):
                 dist_info['gate_weights'][mod], abs=1e-6)
     assert ow.gate.weights['lidar'] == pytest.approx(
         r0['gate']['weights']['lidar'], abs=1e-6)
+
+    # accumulative_counts=2 under DDP == single process on concatenated
+    # batches with the same accumulation
+    for name, value in r0['accum_params'].items():
+        assert torch.equal(value, r1['accum_params'][name]), name
+    model = make_model()
+    ow = _make_wrapper(model, accumulative_counts=2)
+    ow.initialize_count_status(model, 0, 2 * STEPS)
+    for step in range(2 * STEPS):
+        parts = [_batch(step, r) for r in range(2)]
+        batch = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+        model.train_step(batch, optim_wrapper=ow)
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(p.detach(), r0['accum_params'][name],
+                                   atol=1e-6, rtol=1e-5, msg=name)
