@@ -12,6 +12,12 @@ import numpy as np
 import pytest
 import torch
 
+import mtl_fusion  # noqa: F401,E402  (compat shims + registration)
+from mmdet3d.utils import register_all_modules  # noqa: E402
+
+# Components are looked up in the mmdet3d scope, as configs do.
+register_all_modules(init_default_scope=True)
+
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 # Tiny but complete: every train scene and both val scenes, a few samples.

@@ -1,0 +1,4 @@
+"""Detectors (full models)."""
+from .multi_task_bev_fusion import MultiTaskBEVFusion
+
+__all__ = ['MultiTaskBEVFusion']

@@ -1,0 +1,216 @@
+"""MultiTaskBEVFusion on CPU: loss and predict for every branch/head mix."""
+import copy
+import os.path as osp
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.structures import InstanceData
+
+import mtl_fusion  # noqa: F401
+from mmdet3d.registry import MODELS
+from mmdet3d.structures import Det3DDataSample, LiDARInstance3DBoxes
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(
+    osp.abspath(__file__)))))
+BASE = osp.join(REPO, 'configs/_base_/models/fuller_bevfusion_tiny.py')
+IMAGE_HW = (64, 128)
+
+
+def _tiny_model_cfg(**overrides):
+    cfg = Config.fromfile(BASE).model
+    vt = cfg.view_transform
+    vt.image_size = list(IMAGE_HW)
+    vt.feature_size = [IMAGE_HW[0] // 8, IMAGE_HW[1] // 8]
+    vt.dbound = [1.0, 52.0, 3.0]
+    cfg.task_heads.det.num_proposals = 16
+    for key, value in overrides.items():
+        cfg[key] = value
+    return cfg
+
+
+def _cam2lidar():
+    front = np.eye(4)
+    front[:3, :3] = [[1, 0, 0], [0, 0, 1], [0, -1, 0]]
+    back = np.eye(4)
+    back[:3, :3] = [[-1, 0, 0], [0, 0, -1], [0, -1, 0]]
+    front[:3, 3] = back[:3, 3] = [0.0, 0.5, 0.2]
+    return np.stack([front, back]).astype(np.float32)
+
+
+def _sample(seed, with_det=True, with_map=True):
+    rng = np.random.default_rng(seed)
+    cam2img = np.tile(np.eye(4, dtype=np.float32), (2, 1, 1))
+    cam2img[:, 0, 0] = cam2img[:, 1, 1] = 60.0
+    cam2img[:, 0, 2], cam2img[:, 1, 2] = IMAGE_HW[1] / 2, IMAGE_HW[0] / 2
+    cam2lidar = _cam2lidar()
+    meta = dict(
+        cam2img=cam2img,
+        cam2lidar=cam2lidar,
+        lidar2cam=np.linalg.inv(cam2lidar),
+        img_aug_matrix=np.tile(np.eye(4, dtype=np.float32), (2, 1, 1)),
+        lidar_aug_matrix=np.eye(4, dtype=np.float32),
+        box_type_3d=LiDARInstance3DBoxes)
+    sample = Det3DDataSample(metainfo=meta)
+    boxes = np.array([[5.0, 10.0, -1.5, 4.2, 1.8, 1.6, 0.3, 1.0, 0.5],
+                      [-12.0, -4.0, -1.2, 0.8, 0.7, 1.8, 0.0, 0.0, 0.0]],
+                     dtype=np.float32)
+    boxes[:, :2] += rng.normal(size=(2, 2)).astype(np.float32)
+    gt = InstanceData()
+    gt.bboxes_3d = LiDARInstance3DBoxes(torch.from_numpy(boxes), box_dim=9)
+    gt.labels_3d = torch.tensor([0, 7])
+    sample.gt_instances_3d = gt
+    if not with_det:
+        sample.set_metainfo(dict(has_det_labels=False))
+    if with_map:
+        masks = torch.zeros(6, 100, 100, dtype=torch.bool)
+        masks[0, :, 40:60] = True  # a road along y
+        masks[2, :, 30:40] = True
+        sample.gt_bev_masks = masks
+    return sample
+
+
+def _inputs(seeds):
+    points, imgs = [], []
+    for seed in seeds:
+        gen = torch.Generator().manual_seed(seed)
+        xyz = (torch.rand(2000, 3, generator=gen) - 0.5) * torch.tensor(
+            [90.0, 90.0, 4.0])
+        xyz[:, 2] -= 1.0
+        feats = torch.rand(2000, 2, generator=gen)
+        points.append(torch.cat([xyz, feats], 1))
+        imgs.append(
+            torch.randint(0, 255, (2, 3) + IMAGE_HW, generator=gen,
+                          dtype=torch.uint8))
+    return dict(points=points, img=imgs)
+
+
+def _run(model, mode, batch=2, samples=None, seed=0, input_seeds=None):
+    samples = samples or [_sample(seed + i) for i in range(batch)]
+    input_seeds = input_seeds or [seed + i for i in range(len(samples))]
+    data = model.data_preprocessor(
+        dict(inputs=_inputs(input_seeds), data_samples=samples),
+        training=mode == 'loss')
+    return model(**data, mode=mode)
+
+
+def test_multi_task_fusion_loss_and_predict():
+    torch.manual_seed(0)
+    model = MODELS.build(_tiny_model_cfg())
+    model.train()
+    losses = _run(model, 'loss')
+    tasks = {key.split('.')[0] for key in losses}
+    assert tasks == {'det', 'seg'}
+    assert {'det.loss_heatmap', 'det.loss_cls', 'det.loss_bbox',
+            'seg.loss_focal'} <= set(losses)
+    total = sum(v for k, v in losses.items() if 'loss' in k)
+    assert torch.isfinite(total)
+    total.backward()
+    # gradients reach both modality branches and both heads
+    for prefix in ('img_backbone', 'view_transform', 'pts_middle_encoder',
+                   'fuser', 'task_heads.det', 'task_heads.seg'):
+        grads = [p.grad for n, p in model.named_parameters()
+                 if n.startswith(prefix) and p.grad is not None]
+        assert grads and any(g.abs().sum() > 0 for g in grads), prefix
+
+    model.eval()
+    with torch.no_grad():
+        results = _run(model, 'predict')
+    assert len(results) == 2
+    for res in results:
+        pred = res.pred_instances_3d
+        assert pred.bboxes_3d.tensor.shape[1] == 9
+        assert len(pred.scores_3d) == len(pred.labels_3d) > 0
+        masks = res.pred_bev_masks
+        assert masks.shape == (6, 100, 100)
+        assert ((masks >= 0) & (masks <= 1)).all()
+
+
+@pytest.mark.parametrize('variant', ['lidar_det', 'camera_seg'])
+def test_single_modality_single_task_models(variant):
+    torch.manual_seed(0)
+    if variant == 'lidar_det':
+        base = _tiny_model_cfg()
+        heads = dict(det=base.task_heads.det)
+        cfg = _tiny_model_cfg(img_backbone=None, img_neck=None,
+                              view_transform=None, fuser=None,
+                              task_heads=heads)
+        cfg.bev_backbone.in_channels = 128
+    else:
+        base = _tiny_model_cfg()
+        heads = dict(seg=base.task_heads.seg)
+        cfg = _tiny_model_cfg(pts_voxel_encoder=None,
+                              pts_middle_encoder=None, fuser=None,
+                              task_heads=heads)
+        cfg.bev_backbone.in_channels = 32
+    model = MODELS.build(cfg)
+    assert model.modalities == (
+        ('lidar', ) if variant == 'lidar_det' else ('camera', ))
+    losses = _run(model, 'loss')
+    assert {k.split('.')[0] for k in losses} == set(heads)
+    model.eval()
+    with torch.no_grad():
+        res = _run(model, 'predict')[0]
+    if variant == 'lidar_det':
+        assert 'pred_instances_3d' in res and 'pred_bev_masks' not in res
+    else:
+        assert 'pred_bev_masks' in res and 'pred_instances_3d' not in res
+
+
+@pytest.mark.parametrize('dropped', ['camera', 'lidar'])
+def test_modality_drop_at_test_time(dropped):
+    torch.manual_seed(0)
+    model = MODELS.build(_tiny_model_cfg(drop_modality=dropped))
+    model.eval()
+    captured = {}
+    model.fuser.register_forward_pre_hook(
+        lambda mod, args: captured.setdefault('inputs', args[0]))
+    with torch.no_grad():
+        res = _run(model, 'predict', batch=1)[0]
+    order = list(model.fuser.modalities)
+    assert captured['inputs'][order.index(dropped)] is None
+    kept = [m for m in order if m != dropped][0]
+    assert captured['inputs'][order.index(kept)] is not None
+    assert res.pred_bev_masks.shape == (6, 100, 100)
+    model.set_drop_modality(None)
+    with pytest.raises(ValueError, match='radar'):
+        model.set_drop_modality('radar')
+
+
+def test_sample_without_labels_gives_no_task_loss():
+    """Det/seg losses of a batch ignore samples without that task's labels.
+
+    The second sample is unlabelled for both tasks; replacing its inputs and
+    its (ignored) annotations by other ones leaves every loss unchanged, and
+    labelling it changes them (eval-mode BN keeps samples independent).
+    """
+    torch.manual_seed(0)
+    model = MODELS.build(_tiny_model_cfg())
+    model.eval()  # frozen BN statistics, no dropout: samples independent
+    first = _sample(0)
+
+    def losses(second, second_seed):
+        out = _run(model, 'loss', samples=[copy.deepcopy(first), second],
+                   input_seeds=[0, second_seed])
+        return {k: v.detach() for k, v in out.items()}
+
+    a = losses(_sample(1, with_det=False, with_map=False), 1)
+    b = losses(_sample(7, with_det=False, with_map=False), 7)
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-6, atol=1e-6)
+    labelled = losses(_sample(7), 7)
+    assert not torch.allclose(a['det.loss_bbox'], labelled['det.loss_bbox'])
+    assert not torch.allclose(a['seg.loss_focal'], labelled['seg.loss_focal'])
+
+
+def test_bad_configs_fail_clearly():
+    with pytest.raises(ValueError, match='view_transform'):
+        MODELS.build(_tiny_model_cfg(view_transform=None, fuser=None))
+    with pytest.raises(ValueError, match='fuser'):
+        MODELS.build(_tiny_model_cfg(fuser=None))
+    with pytest.raises(ValueError, match='task'):
+        MODELS.build(_tiny_model_cfg(task_heads={}))
+    cfg = _tiny_model_cfg()
+    with pytest.raises(ValueError, match='drop_modality'):
+        MODELS.build(dict(cfg, drop_modality='radar'))
