@@ -154,13 +154,27 @@ def _global_to_sensor(ego_pose, sensor2ego: np.ndarray) -> np.ndarray:
 
 def _points_in_boxes(points: np.ndarray, centres: np.ndarray, sizes: np.ndarray,
                      yaws: np.ndarray) -> np.ndarray:
-    """Points inside each box (all in one frame); ``(N,)`` int counts."""
+    """Number of points inside each box (boundary inclusive).
+
+    Args:
+        points (np.ndarray): ``(P, >=3)`` points.
+        centres (np.ndarray): ``(N, 3)`` box centres, same frame.
+        sizes (np.ndarray): ``(N, 3)`` ``(width, length, height)``.
+        yaws (np.ndarray): ``(N,)`` headings (length axis).
+
+    Returns:
+        np.ndarray: ``(N,)`` int64 counts.
+    """
     counts = np.zeros(len(centres), dtype=np.int64)
-    pts = points[:, :3].astype(np.float64)
-    if len(centres) == 0:
+    if len(centres) == 0 or len(points) == 0:
         return counts
-    for i in range(len(centres)):
-        d = pts - centres[i]
+    pts = points[:, :3].astype(np.float64)
+    # bounding-circle prefilter for all boxes at once
+    radius = 0.5 * np.linalg.norm(sizes[:, :2], axis=1) + 1e-3
+    d2 = ((pts[:, None, :2] - centres[None, :, :2]) ** 2).sum(-1)
+    near = d2 <= radius[None] ** 2
+    for i in np.nonzero(near.any(0))[0]:
+        d = pts[near[:, i]] - centres[i]
         c, s = np.cos(yaws[i]), np.sin(yaws[i])
         along = d[:, 0] * c + d[:, 1] * s
         across = -d[:, 0] * s + d[:, 1] * c
@@ -213,10 +227,7 @@ class _Generator:
         intens = np.array([_INTENSITY[a.name] for a in actors])
         rng = np.random.default_rng(frame_seed)
         out = self.lidar.scan(c_l, sizes, yaw_l, intens, rng)
-        # ground returns never fall inside a box (boxes stand on the ground
-        # and occlude their footprint), so only object returns are tested
-        counts = _points_in_boxes(out['points'][out['box_index'] >= 0], c_l,
-                                  sizes, yaw_l)
+        counts = _points_in_boxes(out['points'], c_l, sizes, yaw_l)
         dist = np.linalg.norm(centres[:, :2] - np.array(pose[:2]), axis=1)
         return pose, out, counts, dist
 

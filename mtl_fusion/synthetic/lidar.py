@@ -49,11 +49,15 @@ class LidarSimulator:
                                 -self.height / self.dirs[..., 2], np.inf)
         self.t_ground = np.where(t_ground <= max_range, t_ground, np.inf)
 
-    def _ray_window(self, corners: np.ndarray) -> Tuple[np.ndarray, slice]:
+    def _ray_window(self, corners: np.ndarray,
+                    nearest: float) -> Tuple[np.ndarray, slice]:
         """Azimuth columns and beam rows that may see a box.
 
         Args:
             corners (np.ndarray): ``(8, 3)`` box corners, sensor frame.
+            nearest (float): Horizontal distance from the sensor to the
+                closest point of the box footprint (the steepest rays hit
+                there, not necessarily at a corner).
 
         Returns:
             tuple: column indices (wrapping around) and a row slice.
@@ -69,8 +73,10 @@ class LidarSimulator:
         c0 = int(np.floor(start / step)) - 1
         n = int(np.ceil(span / step)) + 3
         cols = np.arange(c0, c0 + n) % self.num_azimuths
-        rng_xy = np.linalg.norm(corners[:, :2], axis=1)
-        el = np.arctan2(corners[:, 2], np.maximum(rng_xy, 1e-6))
+        rng_xy = np.concatenate([np.linalg.norm(corners[:, :2], axis=1),
+                                 [nearest]])
+        z = np.array([corners[:, 2].min(), corners[:, 2].max()])
+        el = np.arctan2(z[:, None], np.maximum(rng_xy, 1e-6)[None])
         r0 = np.searchsorted(self.elevations, el.min()) - 1
         r1 = np.searchsorted(self.elevations, el.max()) + 1
         return cols, slice(max(r0, 0), min(r1, self.num_beams))
@@ -109,9 +115,11 @@ class LidarSimulator:
             corners = centres[i] + (signs * half) @ rot.T
             if np.linalg.norm(centres[i][:2]) > self.max_range + 10:
                 continue
-            cols, rows = self._ray_window(corners)
+            origin = -rot.T @ centres[i]  # sensor origin in the box frame
+            nearest = float(np.linalg.norm(
+                origin[:2] - np.clip(origin[:2], -half[:2], half[:2])))
+            cols, rows = self._ray_window(corners, nearest)
             dirs = self.dirs[rows][:, cols] @ rot  # into the box frame
-            origin = -rot.T @ centres[i]
             with np.errstate(divide='ignore', invalid='ignore'):
                 inv = 1.0 / dirs
                 t1 = (-half - origin) * inv
