@@ -1,0 +1,180 @@
+# nuScenes (v1.0-trainval) for joint 3D detection and BEV map segmentation:
+# camera (6 views) + LiDAR (key frame + sweeps), det boxes and BEV map masks.
+# Map masks are (C, Y, X) bool, grid [-50, 50] m at 0.5 m (200 x 200) in the
+# augmented LiDAR frame (see LoadBEVMapMasks); infos need `location`.
+point_cloud_range = [-54.0, -54.0, -5.0, 54.0, 54.0, 3.0]
+class_names = [
+    'car', 'truck', 'trailer', 'bus', 'construction_vehicle', 'bicycle',
+    'motorcycle', 'pedestrian', 'traffic_cone', 'barrier'
+]
+map_classes = [
+    'drivable_area', 'ped_crossing', 'walkway', 'stop_line', 'carpark_area',
+    'divider'
+]
+bev_xbound = [-50.0, 50.0, 0.5]
+bev_ybound = [-50.0, 50.0, 0.5]
+
+dataset_type = 'MultiTaskNuScenesDataset'
+data_root = 'data/nuscenes/'
+nus_version = 'v1.0-trainval'
+metainfo = dict(classes=class_names, version=nus_version)
+input_modality = dict(use_lidar=True, use_camera=True)
+data_prefix = dict(
+    pts='samples/LIDAR_TOP',
+    sweeps='sweeps/LIDAR_TOP',
+    CAM_FRONT='samples/CAM_FRONT',
+    CAM_FRONT_RIGHT='samples/CAM_FRONT_RIGHT',
+    CAM_FRONT_LEFT='samples/CAM_FRONT_LEFT',
+    CAM_BACK='samples/CAM_BACK',
+    CAM_BACK_LEFT='samples/CAM_BACK_LEFT',
+    CAM_BACK_RIGHT='samples/CAM_BACK_RIGHT')
+backend_args = None
+
+# FULLER label setting: 'full', 'disjoint-normal' (det:seg 3:1) or
+# 'disjoint-balance' (1:1); training set only.
+task_labels = 'full'
+sweeps_num = 9
+image_size = [256, 704]  # (height, width) after MultiViewImageAug3D
+img_resize_lim = [0.38, 0.55]  # factors of the 1600 x 900 originals
+img_resize_relative = False
+img_rot_lim = [-5.4, 5.4]
+bev_rot_range = [-0.78539816, 0.78539816]
+bev_scale_range = [0.9, 1.1]
+bev_translation_std = [0.5, 0.5, 0.5]
+
+load_points = dict(
+    type='StrictLoadPointsFromFile',
+    coord_type='LIDAR',
+    load_dim=5,
+    use_dim=5,
+    backend_args=backend_args)
+load_images = dict(
+    type='StrictLoadMultiViewImageFromFiles',
+    to_float32=True,
+    color_type='color',
+    num_views=6,
+    backend_args=backend_args)
+load_map_masks = dict(
+    type='LoadBEVMapMasks',
+    data_root=data_root,
+    classes=map_classes,
+    xbound=bev_xbound,
+    ybound=bev_ybound)
+
+train_pipeline = [
+    load_points,
+    dict(
+        type='StrictLoadPointsFromMultiSweeps',
+        sweeps_num=sweeps_num,
+        load_dim=5,
+        use_dim=[0, 1, 2, 3, 4],
+        pad_empty_sweeps=True,
+        remove_close=True,
+        backend_args=backend_args),
+    load_images,
+    dict(type='LoadAnnotations3D', with_bbox_3d=True, with_label_3d=True),
+    dict(
+        type='MultiViewImageAug3D',
+        final_dim=image_size,
+        resize_lim=img_resize_lim,
+        resize_relative=img_resize_relative,
+        bot_pct_lim=[0.0, 0.0],
+        rot_lim=img_rot_lim,
+        rand_flip=True,
+        is_train=True),
+    dict(
+        type='BEVGlobalRotScaleTrans',
+        rot_range=bev_rot_range,
+        scale_ratio_range=bev_scale_range,
+        translation_std=bev_translation_std),
+    load_map_masks,
+    dict(
+        type='BEVRandomFlip3D',
+        flip_ratio_bev_horizontal=0.5,
+        flip_ratio_bev_vertical=0.5),
+    dict(type='PointsRangeFilter', point_cloud_range=point_cloud_range),
+    dict(type='ObjectRangeFilter', point_cloud_range=point_cloud_range),
+    dict(type='ObjectNameFilter', classes=class_names),
+    dict(type='PointShuffle'),
+    dict(
+        type='PackMultiTaskInputs',
+        keys=[
+            'points', 'img', 'gt_bboxes_3d', 'gt_labels_3d', 'gt_masks_bev'
+        ])
+]
+test_pipeline = [
+    load_points,
+    dict(
+        type='StrictLoadPointsFromMultiSweeps',
+        sweeps_num=sweeps_num,
+        load_dim=5,
+        use_dim=[0, 1, 2, 3, 4],
+        pad_empty_sweeps=True,
+        remove_close=True,
+        test_mode=True,
+        backend_args=backend_args),
+    load_images,
+    dict(
+        type='MultiViewImageAug3D',
+        final_dim=image_size,
+        resize_lim=img_resize_lim,
+        resize_relative=img_resize_relative,
+        bot_pct_lim=[0.0, 0.0],
+        is_train=False),
+    load_map_masks,
+    dict(type='PointsRangeFilter', point_cloud_range=point_cloud_range),
+    dict(type='PackMultiTaskInputs', keys=['points', 'img', 'gt_masks_bev'])
+]
+
+train_dataloader = dict(
+    batch_size=4,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        ann_file='nuscenes_infos_train.pkl',
+        pipeline=train_pipeline,
+        metainfo=metainfo,
+        modality=input_modality,
+        data_prefix=data_prefix,
+        task_labels=task_labels,
+        test_mode=False,
+        box_type_3d='LiDAR',
+        backend_args=backend_args))
+val_dataloader = dict(
+    batch_size=1,
+    num_workers=2,
+    persistent_workers=True,
+    drop_last=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        ann_file='nuscenes_infos_val.pkl',
+        pipeline=test_pipeline,
+        metainfo=metainfo,
+        modality=input_modality,
+        data_prefix=data_prefix,
+        test_mode=True,
+        box_type_3d='LiDAR',
+        backend_args=backend_args))
+test_dataloader = val_dataloader
+
+# Delta_MTL is reported once single-task baselines are set, e.g.
+# val_evaluator = dict(baselines=dict(det=0.621, seg=0.623))
+val_evaluator = dict(
+    type='MultiTaskMetric',
+    det_metric=dict(
+        type='NuScenesMetric',
+        data_root=data_root,
+        ann_file=data_root + 'nuscenes_infos_val.pkl',
+        metric='bbox',
+        backend_args=backend_args),
+    seg_metric=dict(type='BEVMapMetric', classes=map_classes))
+test_evaluator = val_evaluator
+
+vis_backends = [dict(type='LocalVisBackend')]
+visualizer = dict(
+    type='Det3DLocalVisualizer', vis_backends=vis_backends, name='visualizer')
