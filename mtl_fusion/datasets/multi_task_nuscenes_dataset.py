@@ -1,5 +1,4 @@
 """nuScenes dataset for joint 3D detection and BEV map segmentation."""
-import os.path as osp
 from typing import List, Optional, Tuple
 
 import numpy as np

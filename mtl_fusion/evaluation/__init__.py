@@ -1,3 +1,4 @@
 """Evaluation: BEV map IoU and the multi-task (det + map) metric."""
-from .metrics import *  # noqa: F401,F403
-from .metrics import __all__  # noqa: F401
+from .metrics import BEVMapMetric, MultiTaskMetric, delta_mtl
+
+__all__ = ['BEVMapMetric', 'MultiTaskMetric', 'delta_mtl']

@@ -23,7 +23,8 @@ def dot_image(h, w, u, v):
 def centroid(img):
     ys, xs = np.nonzero(img[..., 0] > 60)
     weights = img[ys, xs, 0].astype(float)
-    return np.array([(xs * weights).sum(), (ys * weights).sum()]) / weights.sum()
+    total = weights.sum()
+    return np.array([(xs * weights).sum(), (ys * weights).sum()]) / total
 
 
 @pytest.mark.parametrize('seed_value', [0, 1, 2, 3])

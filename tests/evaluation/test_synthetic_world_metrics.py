@@ -87,7 +87,6 @@ def test_gt_as_prediction_gives_perfect_scores(world_cfg):
     for name in world_cfg.map_classes:
         assert res[f'map/{name}/iou@max'] == 1.0
     det_map = res['NuScenes metric/pred_instances_3d_NuScenes/mAP']
-    print("GT-as-prediction", det_map, res["map/mean/iou@max"], res["Delta_MTL"])
     assert det_map > 0.95, res
     expected = -100 / 2 * ((det_map - 0.5) / 0.5 + (1.0 - 0.5) / 0.5)
     assert np.isclose(res['Delta_MTL'], expected)

@@ -203,7 +203,8 @@ class LoadBEVMapMasks(BaseTransform):
         if 'location' not in results:
             raise KeyError(f"LoadBEVMapMasks: sample {token} has no "
                            "'location' key; add the log location of its "
-                           'scene to every data_list entry of the info file')
+                           'scene to every data_list entry (as '
+                           'tools/create_data.py does)')
         if 'ego2global' not in results:
             raise KeyError(f"LoadBEVMapMasks: sample {token} has no "
                            "'ego2global' key")

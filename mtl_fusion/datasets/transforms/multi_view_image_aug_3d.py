@@ -1,6 +1,6 @@
 """Per-view resize / crop / flip / rotate for LSS-style camera branches."""
 import math
-from typing import Optional, Sequence, Tuple
+from typing import Sequence, Tuple
 
 import cv2
 import numpy as np

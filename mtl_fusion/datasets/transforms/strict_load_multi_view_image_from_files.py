@@ -31,9 +31,9 @@ class StrictLoadMultiViewImageFromFiles(LoadMultiViewImageFromFiles):
 
     A missing ``images[cam]['img_path']`` raises ``FileNotFoundError`` before
     anything is decoded; when decoding fails, each view is decoded again to
-    find the culprit and a ``ValueError`` names the camera and the path. After loading, the
-    camera geometry is stored as stacked (N, 4, 4) float64 arrays in the
-    order of ``results['images']``:
+    find the culprit and a ``ValueError`` names the camera and the path.
+    After loading, the camera geometry is stored as stacked (N, 4, 4)
+    float64 arrays in the order of ``results['images']``:
 
     * ``cam2img`` (intrinsics padded to 4x4), ``lidar2cam``;
     * ``lidar2img = cam2img @ lidar2cam``, ``cam2lidar = inv(lidar2cam)``.
