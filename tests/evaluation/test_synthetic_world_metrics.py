@@ -38,7 +38,7 @@ def test_train_sample_is_complete(world_cfg, seed):
     dataset = DATASETS.build(world_cfg.train_dataloader.dataset)
     sample = dataset[0]
     inputs, data = sample['inputs'], sample['data_samples']
-    assert inputs['img'].shape == (6, 3, 64, 176)
+    assert inputs['img'].shape == (6, 3, *world_cfg.image_size)
     assert inputs['points'].shape[1] == 5
     assert data.gt_bev_masks.shape == (6, 200, 200)
     assert data.gt_bev_masks.dtype == torch.bool

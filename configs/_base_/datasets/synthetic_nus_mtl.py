@@ -13,8 +13,8 @@ metainfo = dict(classes=class_names, version=nus_version)
 backend_args = None
 
 sweeps_num = 2
-image_size = [64, 176]
-img_resize_lim = [0.9, 1.1]  # relative: 1.0 = image width fits 176 px
+image_size = [64, 192]
+img_resize_lim = [0.9, 1.1]  # relative: 1.0 = image width fits 192 px
 img_resize_relative = True
 
 load_points = dict(
