@@ -9,14 +9,22 @@ import argparse
 import logging
 import os
 import os.path as osp
+import sys
 
-from mmengine.config import Config, DictAction
-from mmengine.logging import print_log
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
+# From a source checkout, import that checkout's mtl_fusion rather than an
+# installed copy (inside an installed package the tools live in .mim/).
+_REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if osp.isfile(osp.join(_REPO, 'mtl_fusion', '__init__.py')):
+    sys.path.insert(0, _REPO)
 
-import mtl_fusion  # noqa: F401  (compat shims + registration)
-from mtl_fusion.utils import init_cpu_distributed, setup_distributed_cfg
+from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.logging import print_log  # noqa: E402
+from mmengine.registry import RUNNERS  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+
+import mtl_fusion  # noqa: F401,E402  (compat shims + registration)
+from mtl_fusion.utils import (init_cpu_distributed,  # noqa: E402
+                              setup_distributed_cfg)
 
 
 def parse_args(argv=None):

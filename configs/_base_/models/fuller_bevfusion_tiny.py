@@ -2,12 +2,12 @@
 # for the synthetic world. Grid: LiDAR voxels 0.4 m over [-51.2, 51.2] m,
 # BEV features 64 x 64 at 1.6 m, map masks on the dataset's map grid.
 # Leaf configs drop a branch or a head by setting it to None.
-point_cloud_range = [-51.2, -51.2, -5.0, 51.2, 51.2, 3.0]
+pc_range = [-51.2, -51.2, -5.0, 51.2, 51.2, 3.0]
 voxel_size = [0.4, 0.4, 0.2]
 out_size_factor = 4  # voxel grid (256) -> BEV feature grid (64)
-image_size = [128, 256]  # (H, W) network input, see the dataset config
+img_input_size = [64, 192]  # (H, W) network input, as in synthetic_nus_mtl.py
 map_range = [-50.0, -50.0, 50.0, 50.0]
-map_resolution = 1.0
+map_resolution = 0.5
 num_classes = 10
 num_map_classes = 6
 
@@ -23,7 +23,7 @@ model = dict(
         voxel_type='hard',
         voxel_layer=dict(
             max_num_points=10,
-            point_cloud_range=point_cloud_range,
+            point_cloud_range=pc_range,
             voxel_size=voxel_size,
             max_voxels=[30000, 40000])),
     img_backbone=dict(
@@ -47,8 +47,8 @@ model = dict(
         type='LSSTransform',
         in_channels=64,
         out_channels=32,
-        image_size=image_size,
-        feature_size=[image_size[0] // 8, image_size[1] // 8],
+        image_size=img_input_size,
+        feature_size=[img_input_size[0] // 8, img_input_size[1] // 8],
         xbound=[-51.2, 51.2, 0.8],
         ybound=[-51.2, 51.2, 0.8],
         zbound=[-10.0, 10.0, 20.0],
@@ -96,7 +96,7 @@ model = dict(
             num_heads=4,
             ffn_channels=128,
             head_conv=32,
-            point_cloud_range=point_cloud_range,
+            point_cloud_range=pc_range,
             voxel_size=voxel_size,
             out_size_factor=out_size_factor),
         seg=dict(

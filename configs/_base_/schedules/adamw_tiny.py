@@ -15,7 +15,3 @@ param_scheduler = [
     dict(type='CosineAnnealingLR', by_epoch=False, begin=50, end=max_iters,
          T_max=max_iters - 50, eta_min=lr * 0.05)
 ]
-default_hooks = dict(
-    checkpoint=dict(type='CheckpointHook', by_epoch=False,
-                    interval=max_iters, max_keep_ckpts=2))
-log_processor = dict(by_epoch=False)
