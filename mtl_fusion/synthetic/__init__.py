@@ -2,5 +2,6 @@
 from .generator import generate_synthetic_nuscenes, select_scenes
 from .infos import create_nuscenes_v2_infos
 
-__all__ = ['generate_synthetic_nuscenes', 'select_scenes',
-           'create_nuscenes_v2_infos']
+__all__ = [
+    'generate_synthetic_nuscenes', 'select_scenes', 'create_nuscenes_v2_infos'
+]

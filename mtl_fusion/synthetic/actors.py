@@ -17,18 +17,26 @@ from .layout import ROAD_HALF_WIDTH, WALKWAY_WIDTH, SceneLayout
 from .rig import EGO_SIZE
 
 __all__ = [
-    'ClassSpec', 'CLASS_SPECS', 'CLASS_RANGES', 'DETECTION_CLASSES',
-    'Actor', 'EgoMotion', 'ActorSpawner', 'spawn_actors', 'boxes_overlap'
+    'ClassSpec', 'CLASS_SPECS', 'CLASS_RANGES', 'DETECTION_CLASSES', 'Actor',
+    'EgoMotion', 'ActorSpawner', 'spawn_actors', 'boxes_overlap'
 ]
 
-DETECTION_CLASSES: Tuple[str, ...] = (
-    'car', 'truck', 'trailer', 'bus', 'construction_vehicle', 'bicycle',
-    'motorcycle', 'pedestrian', 'traffic_cone', 'barrier')
+DETECTION_CLASSES: Tuple[str, ...] = ('car', 'truck', 'trailer', 'bus',
+                                      'construction_vehicle', 'bicycle',
+                                      'motorcycle', 'pedestrian',
+                                      'traffic_cone', 'barrier')
 
 # nuScenes detection evaluation ranges (detection_cvpr_2019), metres
 CLASS_RANGES: Dict[str, float] = dict(
-    car=50.0, truck=50.0, bus=50.0, trailer=50.0, construction_vehicle=50.0,
-    pedestrian=40.0, motorcycle=40.0, bicycle=40.0, traffic_cone=30.0,
+    car=50.0,
+    truck=50.0,
+    bus=50.0,
+    trailer=50.0,
+    construction_vehicle=50.0,
+    pedestrian=40.0,
+    motorcycle=40.0,
+    bicycle=40.0,
+    traffic_cone=30.0,
     barrier=30.0)
 
 
@@ -59,42 +67,49 @@ class ClassSpec:
 CLASS_SPECS: Dict[str, ClassSpec] = {
     spec.name: spec
     for spec in (
-        ClassSpec('car', (('vehicle.car', 1.0), ), (1.95, 4.6, 1.7),
-                  (200, 30, 30), (5.0, 12.0),
-                  (('lane', 0.7), ('carpark', 0.3)), (8, 12)),
-        ClassSpec('truck', (('vehicle.truck', 1.0), ), (2.5, 7.0, 2.9),
-                  (235, 130, 20), (5.0, 10.0),
-                  (('lane', 0.6), ('carpark', 0.4)), (2, 3)),
-        ClassSpec('trailer', (('vehicle.trailer', 1.0), ), (2.9, 11.5, 3.8),
-                  (130, 80, 40), (0.0, 0.0),
-                  (('carpark', 0.6), ('construction', 0.3), ('stopped', 0.1)),
-                  (1, 2)),
-        ClassSpec('bus', (('vehicle.bus.rigid', 0.8), ('vehicle.bus.bendy', 0.2)),
-                  (2.95, 11.0, 3.4), (30, 80, 210), (5.0, 9.0),
-                  (('outer_lane', 0.8), ('stopped', 0.2)), (1, 2)),
-        ClassSpec('construction_vehicle', (('vehicle.construction', 1.0), ),
-                  (2.8, 6.4, 3.1), (220, 200, 0), (3.0, 6.0),
-                  (('construction', 0.7), ('carpark', 0.2), ('lane', 0.1)),
-                  (1, 2)),
-        ClassSpec('bicycle', (('vehicle.bicycle', 1.0), ), (0.6, 1.7, 1.3),
-                  (210, 0, 210), (3.0, 6.0),
-                  (('road_edge', 0.5), ('walkway_parked', 0.5)), (2, 3)),
-        ClassSpec('motorcycle', (('vehicle.motorcycle', 1.0), ), (0.8, 2.1, 1.5),
-                  (110, 30, 190), (6.0, 11.0),
-                  (('lane', 0.6), ('walkway_parked', 0.4)), (2, 3)),
-        ClassSpec('pedestrian',
-                  (('human.pedestrian.adult', 0.75), ('human.pedestrian.child', 0.1),
-                   ('human.pedestrian.construction_worker', 0.1),
-                   ('human.pedestrian.police_officer', 0.05)),
-                  (0.67, 0.73, 1.75), (0, 190, 190), (0.8, 1.7),
-                  (('walkway_walk', 0.55), ('walkway_stand', 0.2),
-                   ('crossing', 0.25)), (6, 10)),
-        ClassSpec('traffic_cone', (('movable_object.trafficcone', 1.0), ),
-                  (0.41, 0.41, 1.0), (255, 70, 0), (0.0, 0.0),
-                  (('construction', 0.5), ('walkway_edge', 0.5)), (4, 7)),
-        ClassSpec('barrier', (('movable_object.barrier', 1.0), ),
-                  (2.5, 0.5, 1.0), (250, 170, 170), (0.0, 0.0),
-                  (('construction_edge', 0.7), ('walkway_edge', 0.3)), (3, 5)),
+        ClassSpec('car', (('vehicle.car', 1.0), ), (1.95, 4.6, 1.7), (
+            200, 30, 30), (5.0, 12.0), (('lane', 0.7),
+                                        ('carpark', 0.3)), (8, 12)),
+        ClassSpec('truck', (('vehicle.truck', 1.0), ), (2.5, 7.0, 2.9), (
+            235, 130, 20), (5.0, 10.0), (('lane', 0.6),
+                                         ('carpark', 0.4)), (2, 3)),
+        ClassSpec('trailer', (('vehicle.trailer', 1.0), ), (2.9, 11.5, 3.8), (
+            130, 80, 40), (0.0, 0.0), (('carpark', 0.6), ('construction', 0.3),
+                                       ('stopped', 0.1)), (1, 2)),
+        ClassSpec('bus', (('vehicle.bus.rigid', 0.8),
+                          ('vehicle.bus.bendy', 0.2)), (2.95, 11.0, 3.4), (
+                              30, 80, 210), (5.0, 9.0), (('outer_lane', 0.8),
+                                                         ('stopped',
+                                                          0.2)), (1, 2)),
+        ClassSpec('construction_vehicle', (('vehicle.construction', 1.0), ), (
+            2.8, 6.4, 3.1), (220, 200, 0), (3.0, 6.0), (('construction', 0.7),
+                                                        ('carpark', 0.2),
+                                                        ('lane', 0.1)), (1,
+                                                                         2)),
+        ClassSpec('bicycle', (('vehicle.bicycle', 1.0), ), (0.6, 1.7, 1.3), (
+            210, 0, 210), (3.0, 6.0), (('road_edge', 0.5),
+                                       ('walkway_parked', 0.5)), (2, 3)),
+        ClassSpec('motorcycle', (('vehicle.motorcycle', 1.0), ), (
+            0.8, 2.1, 1.5), (110, 30, 190), (6.0, 11.0), (('lane', 0.6),
+                                                          ('walkway_parked',
+                                                           0.4)), (2, 3)),
+        ClassSpec('pedestrian', (('human.pedestrian.adult', 0.75),
+                                 ('human.pedestrian.child', 0.1),
+                                 ('human.pedestrian.construction_worker', 0.1),
+                                 ('human.pedestrian.police_officer',
+                                  0.05)), (0.67, 0.73,
+                                           1.75), (0, 190, 190), (0.8, 1.7), (
+                                               ('walkway_walk', 0.55),
+                                               ('walkway_stand', 0.2),
+                                               ('crossing', 0.25)), (6, 10)),
+        ClassSpec('traffic_cone', (('movable_object.trafficcone', 1.0), ), (
+            0.41, 0.41, 1.0), (255, 70, 0), (0.0, 0.0), (('construction', 0.5),
+                                                         ('walkway_edge',
+                                                          0.5)), (4, 7)),
+        ClassSpec('barrier', (('movable_object.barrier',
+                               1.0), ), (2.5, 0.5, 1.0), (250, 170, 170), (
+                                   0.0, 0.0), (('construction_edge', 0.7),
+                                               ('walkway_edge', 0.3)), (3, 5)),
     )
 }
 
@@ -158,7 +173,8 @@ class EgoMotion:
 
 
 def boxes_overlap(ca: np.ndarray, ya: np.ndarray, ha: np.ndarray,
-                  cb: np.ndarray, yb: np.ndarray, hb: np.ndarray) -> np.ndarray:
+                  cb: np.ndarray, yb: np.ndarray,
+                  hb: np.ndarray) -> np.ndarray:
     """Separating-axis overlap test of oriented 2D rectangles.
 
     Args:
@@ -173,10 +189,14 @@ def boxes_overlap(ca: np.ndarray, ya: np.ndarray, ha: np.ndarray,
         np.ndarray: ``(...)`` bool, True where the rectangles overlap.
     """
     ya, yb = np.broadcast_arrays(np.asarray(ya, float), np.asarray(yb, float))
-    axes_a = np.stack([np.stack([np.cos(ya), np.sin(ya)], -1),
-                       np.stack([-np.sin(ya), np.cos(ya)], -1)], -2)
-    axes_b = np.stack([np.stack([np.cos(yb), np.sin(yb)], -1),
-                       np.stack([-np.sin(yb), np.cos(yb)], -1)], -2)
+    axes_a = np.stack([
+        np.stack([np.cos(ya), np.sin(ya)], -1),
+        np.stack([-np.sin(ya), np.cos(ya)], -1)
+    ], -2)
+    axes_b = np.stack([
+        np.stack([np.cos(yb), np.sin(yb)], -1),
+        np.stack([-np.sin(yb), np.cos(yb)], -1)
+    ], -2)
     d = np.asarray(cb, float) - np.asarray(ca, float)
     separated = np.zeros(ya.shape, dtype=bool)
     for axes in (axes_a, axes_b):
@@ -210,7 +230,9 @@ class ActorSpawner:
         # half extents (M, 2)
         self._occ_uv = [ego_uv]
         self._occ_yaw = [np.zeros(len(ego_uv))]
-        self._occ_half = [np.array([EGO_SIZE[0] / 2 + 1.0, EGO_SIZE[1] / 2 + 0.3])]
+        self._occ_half = [
+            np.array([EGO_SIZE[0] / 2 + 1.0, EGO_SIZE[1] / 2 + 0.3])
+        ]
 
     # -- helpers ---------------------------------------------------------
     def _ref_u(self) -> float:
@@ -226,8 +248,9 @@ class ActorSpawner:
         weights = np.array([w for _, w in spec.categories])
         return str(self.rng.choice(names, p=weights / weights.sum()))
 
-    def _near(self, regions: Sequence[np.ndarray], reach: float) -> List[np.ndarray]:
-        """Regions ``(u0, u1, v0, v1)`` that come within ``reach`` of the ego."""
+    def _near(self, regions: Sequence[np.ndarray],
+              reach: float) -> List[np.ndarray]:
+        """Regions ``(u0, u1, v0, v1)`` within ``reach`` of the ego."""
         u_lo = float(self.ego.u(self.key_times[0])) - reach
         u_hi = float(self.ego.u(self.key_times[-1])) + reach
         return [r for r in regions if r[1] > u_lo and r[0] < u_hi]
@@ -256,36 +279,43 @@ class ActorSpawner:
         speed = self.rng.uniform(*spec.speed)
         t_ref = self.rng.choice(self.key_times)
         vel = np.array([direction * speed, 0.0])
-        uv0 = np.array([self._ref_u() + self.rng.uniform(-30, 30), v]) - t_ref * vel
+        uv0 = np.array([self._ref_u() + self.rng.uniform(-30, 30), v
+                        ]) - t_ref * vel
         return uv0, vel, 0.0 if direction > 0 else np.pi, True
 
     def _walkway_v(self, margin: float) -> float:
         side = self.rng.choice([-1, 1])
-        return float(side * self.rng.uniform(ROAD_HALF_WIDTH + margin,
-                                             ROAD_HALF_WIDTH + WALKWAY_WIDTH - margin))
+        return float(
+            side * self.rng.uniform(ROAD_HALF_WIDTH + margin,
+                                    ROAD_HALF_WIDTH + WALKWAY_WIDTH - margin))
 
     def _walkway_walk(self, spec: ClassSpec):
         direction = self.rng.choice([-1, 1])
         speed = self.rng.uniform(*spec.speed)
         vel = np.array([direction * speed, 0.0])
         t_ref = self.rng.choice(self.key_times)
-        uv0 = np.array([self._ref_u() + self.rng.uniform(-35, 35),
-                        self._walkway_v(0.5)]) - t_ref * vel
+        uv0 = np.array(
+            [self._ref_u() + self.rng.uniform(-35, 35),
+             self._walkway_v(0.5)]) - t_ref * vel
         return uv0, vel, 0.0 if direction > 0 else np.pi, True
 
     def _walkway_static(self, spec: ClassSpec, edge: bool = False):
         v = self._walkway_v(0.6)
         if edge:  # on the kerb, facing across the road
             v = np.sign(v) * (ROAD_HALF_WIDTH + 0.45)
-            yaw = np.pi / 2 if spec.name == 'barrier' else self.rng.uniform(-np.pi, np.pi)
+            yaw = np.pi / 2 if spec.name == 'barrier' else self.rng.uniform(
+                -np.pi, np.pi)
         else:
-            yaw = self.rng.choice([np.pi / 2, -np.pi / 2]) + self.rng.normal(0, 0.15)
+            yaw = self.rng.choice([np.pi / 2, -np.pi / 2]) + self.rng.normal(
+                0, 0.15)
         uv0 = np.array([self._ref_u() + self.rng.uniform(-28, 28), v])
         return uv0, np.zeros(2), float(yaw), False
 
     def _crossing(self, spec: ClassSpec):
-        crossings = self._near([np.array([c[0, 0], c[2, 0], c[0, 1], c[2, 1]])
-                                for c in self.layout.crossings], 35.0)
+        crossings = self._near([
+            np.array([c[0, 0], c[2, 0], c[0, 1], c[2, 1]])
+            for c in self.layout.crossings
+        ], 35.0)
         if not crossings:
             return None
         zone = crossings[int(self.rng.integers(len(crossings)))]
@@ -293,8 +323,10 @@ class ActorSpawner:
         speed = self.rng.uniform(1.0, 1.6)
         vel = np.array([0.0, direction * speed])
         t_ref = self.rng.choice(self.key_times)
-        uv0 = np.array([self.rng.uniform(zone[0] + 0.6, zone[1] - 0.6),
-                        self.rng.uniform(-9.0, 9.0)]) - t_ref * vel
+        uv0 = np.array([
+            self.rng.uniform(zone[0] + 0.6, zone[1] - 0.6),
+            self.rng.uniform(-9.0, 9.0)
+        ]) - t_ref * vel
         return uv0, vel, float(direction * np.pi / 2), True
 
     def _in_region(self, spec: ClassSpec, regions: Sequence[np.ndarray],
@@ -335,7 +367,8 @@ class ActorSpawner:
             return self._walkway_walk(spec)
         if behaviour == 'walkway_stand':
             uv0, _, _, _ = self._walkway_walk(spec)
-            return uv0, np.zeros(2), float(self.rng.uniform(-np.pi, np.pi)), False
+            return uv0, np.zeros(2), float(self.rng.uniform(-np.pi,
+                                                            np.pi)), False
         if behaviour == 'walkway_parked':
             return self._walkway_static(spec)
         if behaviour == 'walkway_edge':
@@ -343,40 +376,50 @@ class ActorSpawner:
         if behaviour == 'crossing':
             return self._crossing(spec)
         if behaviour == 'carpark':
-            return self._in_region(spec, lay.carparks, aligned=spec.name == 'trailer')
+            return self._in_region(
+                spec, lay.carparks, aligned=spec.name == 'trailer')
         if behaviour == 'construction':
-            return self._in_region(spec, lay.construction_zones,
-                                   aligned=bool(self.rng.random() < 0.5))
+            return self._in_region(
+                spec,
+                lay.construction_zones,
+                aligned=bool(self.rng.random() < 0.5))
         if behaviour == 'construction_edge':
             return self._construction_edge(spec)
-        raise KeyError(f'unknown spawn behaviour {behaviour!r} for {spec.name}')
+        raise KeyError(
+            f'unknown spawn behaviour {behaviour!r} for {spec.name}')
 
     # -- acceptance --------------------------------------------------------
     def _acceptable(self, spec: ClassSpec, size: np.ndarray, uv0: np.ndarray,
                     vel: np.ndarray, yaw: float) -> bool:
         key_uv = uv0[None] + self.key_times[:, None] * vel[None]
-        ego_uv = np.stack([self.ego.u(self.key_times),
-                           np.full(len(self.key_times), self.ego.lane_v)], -1)
+        ego_uv = np.stack([
+            self.ego.u(self.key_times),
+            np.full(len(self.key_times), self.ego.lane_v)
+        ], -1)
         dist = np.linalg.norm(key_uv - ego_uv, axis=-1)
         in_range = dist < CLASS_RANGES[spec.name] - 2.0
         if in_range.sum() < min(2, len(self.key_times)) or dist.min() < 3.0:
             return False
         uv = uv0[None] + self.check_times[:, None] * vel[None]
-        margin = 0.25 if spec.name in ('traffic_cone', 'barrier', 'pedestrian') else 0.5
+        margin = 0.25 if spec.name in ('traffic_cone', 'barrier',
+                                       'pedestrian') else 0.5
         half = np.array([size[1] / 2 + margin, size[0] / 2 + margin])
         occ_uv, occ_yaw = np.stack(self._occ_uv), np.stack(self._occ_yaw)
         occ_half = np.stack(self._occ_half)[:, None, :]
         # coarse circle test first, exact rectangle test on the survivors
         reach = np.linalg.norm(half) + np.linalg.norm(occ_half[:, 0], axis=-1)
-        near = (np.linalg.norm(occ_uv - uv[None], axis=-1) < reach[:, None]).any(1)
+        near = (np.linalg.norm(occ_uv - uv[None], axis=-1)
+                < reach[:, None]).any(1)
         if not near.any():
             return True
-        hit = boxes_overlap(uv[None], np.full((near.sum(), len(uv)), yaw),
-                            half[None, None], occ_uv[near], occ_yaw[near],
-                            occ_half[near])
+        hit = boxes_overlap(uv[None], np.full(
+            (near.sum(), len(uv)), yaw), half[None, None], occ_uv[near],
+                            occ_yaw[near], occ_half[near])
         return not hit.any()
 
-    def place(self, spec: ClassSpec, tries: int = 40,
+    def place(self,
+              spec: ClassSpec,
+              tries: int = 40,
               uniform: bool = False) -> bool:
         """Try to place one object of ``spec``.
 
@@ -417,7 +460,9 @@ def _attribute(name: str, moving: bool, behaviour: str) -> str:
     if name in _VEHICLES:
         if moving:
             return 'vehicle.moving'
-        return 'vehicle.stopped' if behaviour == 'stopped' else 'vehicle.parked'
+        if behaviour == 'stopped':
+            return 'vehicle.stopped'
+        return 'vehicle.parked'
     if name in _CYCLES:
         return 'cycle.with_rider' if moving else 'cycle.without_rider'
     if name == 'pedestrian':

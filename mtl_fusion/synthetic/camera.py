@@ -4,8 +4,9 @@ The ground is flat (``z = 0``) and the ego always stands on it, so the ground
 point seen by every pixel is fixed in the ego frame: it is computed once per
 camera. A frame then only maps those points through the ego pose into the
 scene's road-frame raster (see :meth:`SceneLayout.ground_raster`) to look up
-the paint. Objects are drawn as flat-shaded boxes (back faces culled, far to
-near, clipped at the near plane); the sky is a vertical gradient.
+the paint. Objects are drawn as flat-shaded boxes (back faces culled,
+clipped at the near plane, depth-tested per pixel); the sky is a vertical
+gradient.
 """
 from typing import Dict, Sequence, Tuple
 
@@ -38,7 +39,8 @@ _FACES = (((4, 6, 7, 5), (1, 0, 0)), ((0, 1, 3, 2), (-1, 0, 0)),
           ((2, 3, 7, 6), (0, 1, 0)), ((0, 4, 5, 1), (0, -1, 0)),
           ((1, 5, 7, 3), (0, 0, 1)), ((0, 2, 6, 4), (0, 0, -1)))
 _SIGNS = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1)
-                   for sz in (-1, 1)], dtype=np.float64)
+                   for sz in (-1, 1)],
+                  dtype=np.float64)
 
 
 def shade_colour(colour: Sequence[int], normal: np.ndarray) -> np.ndarray:
@@ -66,13 +68,17 @@ class CameraRenderer:
             the result is upsampled bilinearly. Defaults to 0.5.
     """
 
-    def __init__(self, cam2ego: np.ndarray, intrinsic: np.ndarray,
-                 image_size: Tuple[int, int], scale: float = 0.5) -> None:
+    def __init__(self,
+                 cam2ego: np.ndarray,
+                 intrinsic: np.ndarray,
+                 image_size: Tuple[int, int],
+                 scale: float = 0.5) -> None:
         self.cam2ego = np.asarray(cam2ego, dtype=np.float64)
         self.ego2cam = np.linalg.inv(self.cam2ego)
         self.size = tuple(image_size)
         self.scale = scale
-        w, h = int(round(image_size[0] * scale)), int(round(image_size[1] * scale))
+        w, h = int(round(image_size[0] * scale)), int(
+            round(image_size[1] * scale))
         self.render_size = (w, h)
         k = np.asarray(intrinsic, dtype=np.float64).copy()
         k[:2] *= scale
@@ -83,23 +89,27 @@ class CameraRenderer:
         rays = pix @ np.linalg.inv(k).T @ self.cam2ego[:3, :3].T
         centre = self.cam2ego[:3, 3]
         with np.errstate(divide='ignore'):
-            t = np.where(rays[..., 2] < -1e-9, -centre[2] / rays[..., 2], np.inf)
+            t = np.where(rays[..., 2] < -1e-9, -centre[2] / rays[..., 2],
+                         np.inf)
         dist = t * np.linalg.norm(rays[..., :2], axis=-1)
         self.ground = np.isfinite(t) & (dist < 2 * _HAZE_RANGE)
-        self.ground_xy = (centre[:2] + rays[..., :2] * t[..., None])[self.ground]
-        haze = np.clip(dist / _HAZE_RANGE, 0.0, 1.0) ** 1.5
+        self.ground_xy = (centre[:2] +
+                          rays[..., :2] * t[..., None])[self.ground]
+        haze = np.clip(dist / _HAZE_RANGE, 0.0, 1.0)**1.5
         self.haze = haze[self.ground][:, None].astype(np.float32)
         elev = np.arctan2(rays[..., 2], np.linalg.norm(rays[..., :2], axis=-1))
         mix = np.clip(elev / 0.6, 0.0, 1.0)[..., None]
-        self.sky = (_SKY_HORIZON * (1 - mix) + _SKY_TOP * mix).astype(np.float32)
+        self.sky = (_SKY_HORIZON * (1 - mix) + _SKY_TOP * mix).astype(
+            np.float32)
         self.lut = np.zeros((256, 3), dtype=np.float32)
         for name, code in GROUND_CLASSES.items():
             self.lut[code] = GROUND_COLOURS[name]
 
-    def render(self, ego_pose: Tuple[float, float, float], layout, raster: np.ndarray,
-               raster_origin: np.ndarray, texture: np.ndarray,
-               boxes: Sequence[Tuple[np.ndarray, np.ndarray, float, Sequence[int]]]
-               ) -> np.ndarray:
+    def render(
+        self, ego_pose: Tuple[float, float, float], layout, raster: np.ndarray,
+        raster_origin: np.ndarray, texture: np.ndarray,
+        boxes: Sequence[Tuple[np.ndarray, np.ndarray, float, Sequence[int]]]
+    ) -> np.ndarray:
         """Render one RGB image.
 
         Args:
@@ -120,12 +130,16 @@ class CameraRenderer:
         gx = x + c * self.ground_xy[:, 0] - s * self.ground_xy[:, 1]
         gy = y + s * self.ground_xy[:, 0] + c * self.ground_xy[:, 1]
         uv = layout.global_to_road(np.stack([gx, gy], -1))
-        col = np.floor((uv[:, 0] - raster_origin[0]) / RASTER_RES).astype(np.int64)
-        row = np.floor((uv[:, 1] - raster_origin[1]) / RASTER_RES).astype(np.int64)
-        inside = (row >= 0) & (row < raster.shape[0]) & (col >= 0) & (col < raster.shape[1])
+        col = np.floor(
+            (uv[:, 0] - raster_origin[0]) / RASTER_RES).astype(np.int64)
+        row = np.floor(
+            (uv[:, 1] - raster_origin[1]) / RASTER_RES).astype(np.int64)
+        inside = (row >= 0) & (row < raster.shape[0]) & (col >= 0) & (
+            col < raster.shape[1])
         row, col = np.where(inside, row, 0), np.where(inside, col, 0)
         codes = np.where(inside, raster[row, col], GROUND_CLASSES['grass'])
-        shade = np.where(inside, texture[row, col], 128).astype(np.float32)[:, None] / 128.0
+        shade = np.where(inside, texture[row, col], 128).astype(
+            np.float32)[:, None] / 128.0
         colour = self.lut[codes] * shade
         colour = colour * (1 - self.haze) + _SKY_HORIZON * self.haze
         img = self.sky.copy()
@@ -137,18 +151,26 @@ class CameraRenderer:
         return img
 
     def _draw_boxes(self, img: np.ndarray, ego_pose, boxes) -> None:
-        """Paint the boxes far to near onto ``img`` (in place)."""
+        """Paint the boxes onto ``img`` (in place) with a depth buffer.
+
+        Each visible (front-facing) face is rasterised in its bounding
+        rectangle; for a planar face the inverse depth ``1/z`` is affine in
+        the pixel coordinates, so the depth test is exact per pixel.
+        """
+        if not len(boxes):
+            return
         x, y, yaw = ego_pose
         ego2global = np.eye(4)
         ego2global[:3, :3] = np.array([[np.cos(yaw), -np.sin(yaw), 0],
-                                       [np.sin(yaw), np.cos(yaw), 0], [0, 0, 1]])
+                                       [np.sin(yaw),
+                                        np.cos(yaw), 0], [0, 0, 1]])
         ego2global[:3, 3] = [x, y, 0.0]
         global2cam = self.ego2cam @ np.linalg.inv(ego2global)
         cam_centre = np.linalg.inv(global2cam)[:3, 3]
-        order = np.argsort([-np.linalg.norm(b[0] - cam_centre) for b in boxes])
         w_img, h_img = self.render_size
-        for idx in order:
-            centre, size, byaw, rgb = boxes[idx]
+        inv_depth = np.zeros((h_img, w_img), dtype=np.float64)
+        k_inv = np.linalg.inv(self.k)
+        for centre, size, byaw, rgb in boxes:
             rot = np.array([[np.cos(byaw), -np.sin(byaw), 0],
                             [np.sin(byaw), np.cos(byaw), 0], [0, 0, 1]])
             half = np.array([size[1] / 2, size[0] / 2, size[2] / 2])
@@ -158,21 +180,36 @@ class CameraRenderer:
                 continue
             for face, normal in _FACES:
                 n_g = rot @ np.asarray(normal, dtype=np.float64)
-                face_centre = corners[list(face)].mean(0)
-                if np.dot(n_g, face_centre - cam_centre) >= 0:
+                face_pts = corners[list(face)]
+                if np.dot(n_g, face_pts.mean(0) - cam_centre) >= 0:
                     continue  # back face
                 poly = _clip_near(cam[list(face)])
                 if len(poly) < 3:
                     continue
                 proj = poly @ self.k.T
                 pix = proj[:, :2] / proj[:, 2:3]
-                if (pix[:, 0] < -w_img).all() or (pix[:, 0] > 2 * w_img).all():
+                x0 = max(int(np.floor(pix[:, 0].min())), 0)
+                x1 = min(int(np.ceil(pix[:, 0].max())) + 1, w_img)
+                y0 = max(int(np.floor(pix[:, 1].min())), 0)
+                y1 = min(int(np.ceil(pix[:, 1].max())) + 1, h_img)
+                if x0 >= x1 or y0 >= y1:
                     continue
-                pix = np.clip(pix, -4 * w_img, 4 * w_img)
-                colour = shade_colour(rgb, n_g)
-                pts = np.round(pix * 16).astype(np.int32)
-                cv2.fillConvexPoly(img, pts, [float(v) for v in colour],
-                                   lineType=cv2.LINE_AA, shift=4)
+                mask = np.zeros((y1 - y0, x1 - x0), dtype=np.uint8)
+                pts = np.round((pix - [x0, y0]) * 16).astype(np.int32)
+                cv2.fillConvexPoly(mask, pts, 1, lineType=cv2.LINE_8, shift=4)
+                # plane n.X = d in the camera frame; X = z * K^-1 [u, v, 1]
+                n_c = global2cam[:3, :3] @ n_g
+                d = float(n_c @ poly[0])
+                coef = (k_inv.T @ n_c) / d  # 1/z = coef . [u, v, 1]
+                us, vs = np.meshgrid(
+                    np.arange(x0, x1) + 0.5,
+                    np.arange(y0, y1) + 0.5)
+                inv_z = coef[0] * us + coef[1] * vs + coef[2]
+                region = inv_depth[y0:y1, x0:x1]
+                win = (mask > 0) & (inv_z > region)
+                region[win] = inv_z[win]
+                img[y0:y1,
+                    x0:x1][win] = np.clip(shade_colour(rgb, n_g), 0, 255)
 
 
 def _clip_near(poly: np.ndarray) -> np.ndarray:

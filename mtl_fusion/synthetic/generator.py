@@ -22,11 +22,10 @@ import cv2
 import numpy as np
 from mmengine.logging import print_log
 
-from .actors import (CLASS_RANGES, CLASS_SPECS, Actor, EgoMotion,
-                     spawn_actors)
+from .actors import (CLASS_SPECS, Actor, EgoMotion, spawn_actors)
 from .camera import CameraRenderer
-from .geometry import (invert_transform, make_transform, quaternion_to_matrix,
-                       rotation_z, yaw_to_quaternion)
+from .geometry import (invert_transform, make_transform, rotation_z,
+                       yaw_to_quaternion)
 from .infos import create_nuscenes_v2_infos
 from .layout import SceneLayout
 from .lidar import LidarSimulator
@@ -56,13 +55,26 @@ SCENE_LOCATIONS: Dict[str, str] = {
 # where in a location's map the scenes go (road-frame origins)
 _SLOTS = ((450.0, 450.0), (1070.0, 450.0), (450.0, 1070.0), (1070.0, 1070.0))
 # camera trigger delays after the LiDAR key frame (s)
-_CAMERA_DELAY = {'CAM_FRONT': 0.012, 'CAM_FRONT_RIGHT': 0.020,
-                 'CAM_BACK_RIGHT': 0.029, 'CAM_BACK': 0.037,
-                 'CAM_BACK_LEFT': 0.045, 'CAM_FRONT_LEFT': 0.004}
+_CAMERA_DELAY = {
+    'CAM_FRONT': 0.012,
+    'CAM_FRONT_RIGHT': 0.020,
+    'CAM_BACK_RIGHT': 0.029,
+    'CAM_BACK': 0.037,
+    'CAM_BACK_LEFT': 0.045,
+    'CAM_FRONT_LEFT': 0.004
+}
 # mean LiDAR return intensity per class
-_INTENSITY = dict(car=40.0, truck=38.0, trailer=36.0, bus=42.0,
-                  construction_vehicle=45.0, bicycle=22.0, motorcycle=28.0,
-                  pedestrian=12.0, traffic_cone=70.0, barrier=34.0)
+_INTENSITY = dict(
+    car=40.0,
+    truck=38.0,
+    trailer=36.0,
+    bus=42.0,
+    construction_vehicle=45.0,
+    bicycle=22.0,
+    motorcycle=28.0,
+    pedestrian=12.0,
+    traffic_cone=70.0,
+    barrier=34.0)
 _GENERATED = (VERSION, 'samples', 'sweeps', 'maps', 'nuscenes_infos_train.pkl',
               'nuscenes_infos_val.pkl', MARKER)
 
@@ -123,9 +135,9 @@ class _SceneWorld:
         self.ego.lane_v = forward_side * 1.75
         heading = float(rng.uniform(-np.pi, np.pi))
         origin = np.array(_SLOTS[slot]) + rng.uniform(-20, 20, 2) + 0.37
-        self.layout = SceneLayout(
-            origin, heading, (-0.5 * travel - 90.0, 0.5 * travel + 90.0),
-            self.ego.u0, forward_side, rng)
+        self.layout = SceneLayout(origin, heading,
+                                  (-0.5 * travel - 90.0, 0.5 * travel + 90.0),
+                                  self.ego.u0, forward_side, rng)
         self.spawner = spawn_actors(self.layout, self.ego, self.key_times, rng)
 
     def ego_pose(self, t: float) -> Tuple[float, float, float]:
@@ -135,7 +147,7 @@ class _SceneWorld:
         return float(x), float(y), self.layout.heading
 
     def boxes(self, t: float, actors: List[Actor]):
-        """Global centres ``(N, 3)``, sizes ``(N, 3)`` and yaws at time ``t``."""
+        """Global box centres ``(N, 3)``, sizes ``(N, 3)``, yaws at ``t``."""
         if not actors:
             return np.zeros((0, 3)), np.zeros((0, 3)), np.zeros(0)
         uv = np.stack([a.uv(t)[0] for a in actors])
@@ -152,8 +164,8 @@ def _global_to_sensor(ego_pose, sensor2ego: np.ndarray) -> np.ndarray:
     return invert_transform(ego2global @ sensor2ego)
 
 
-def _points_in_boxes(points: np.ndarray, centres: np.ndarray, sizes: np.ndarray,
-                     yaws: np.ndarray) -> np.ndarray:
+def _points_in_boxes(points: np.ndarray, centres: np.ndarray,
+                     sizes: np.ndarray, yaws: np.ndarray) -> np.ndarray:
     """Number of points inside each box (boundary inclusive).
 
     Args:
@@ -171,8 +183,8 @@ def _points_in_boxes(points: np.ndarray, centres: np.ndarray, sizes: np.ndarray,
     pts = points[:, :3].astype(np.float64)
     # bounding-circle prefilter for all boxes at once
     radius = 0.5 * np.linalg.norm(sizes[:, :2], axis=1) + 1e-3
-    d2 = ((pts[:, None, :2] - centres[None, :, :2]) ** 2).sum(-1)
-    near = d2 <= radius[None] ** 2
+    d2 = ((pts[:, None, :2] - centres[None, :, :2])**2).sum(-1)
+    near = d2 <= radius[None]**2
     for i in np.nonzero(near.any(0))[0]:
         d = pts[near[:, i]] - centres[i]
         c, s = np.cos(yaws[i]), np.sin(yaws[i])
@@ -199,26 +211,30 @@ def _ground_texture(shape: Tuple[int, int], seed) -> np.ndarray:
 class _Generator:
     """Writes the sensor data and records of all scenes."""
 
-    def __init__(self, root: str, seed: int, sweeps: int, progress: bool) -> None:
-        self.root, self.seed, self.sweeps, self.progress = root, seed, sweeps, progress
+    def __init__(self, root: str, seed: int, sweeps: int,
+                 progress: bool) -> None:
+        self.root, self.seed, self.sweeps = root, seed, sweeps
+        self.progress = progress
         self.rig = build_rig()
         self.lidar2ego = self.rig[LIDAR_CHANNEL].sensor2ego
         self.lidar = LidarSimulator(sensor_height=self.lidar2ego[2, 3])
         self.cameras = {
-            ch: CameraRenderer(self.rig[ch].sensor2ego, np.array(self.rig[ch].intrinsic),
-                               IMAGE_SIZE)
+            ch:
+            CameraRenderer(self.rig[ch].sensor2ego,
+                           np.array(self.rig[ch].intrinsic), IMAGE_SIZE)
             for ch in CAMERA_CHANNELS
         }
         self.tables = NuScenesTables(seed)
         self.tables.add_rig(self.rig)
         self.maps = MapExpansionWriter(self.tables.new_token)
         self.logs_by_location: Dict[str, List[str]] = {}
-        for sub in ['samples/' + LIDAR_CHANNEL, 'sweeps/' + LIDAR_CHANNEL] + [
-                'samples/' + ch for ch in CAMERA_CHANNELS]:
+        for sub in ['samples/' + LIDAR_CHANNEL, 'sweeps/' + LIDAR_CHANNEL
+                    ] + ['samples/' + ch for ch in CAMERA_CHANNELS]:
             os.makedirs(osp.join(root, sub), exist_ok=True)
 
     # ------------------------------------------------------------------
-    def _scan(self, world: _SceneWorld, t: float, actors: List[Actor], frame_seed):
+    def _scan(self, world: _SceneWorld, t: float, actors: List[Actor],
+              frame_seed):
         pose = world.ego_pose(t)
         g2l = _global_to_sensor(pose, self.lidar2ego)
         centres, sizes, yaws = world.boxes(t, actors)
@@ -231,9 +247,13 @@ class _Generator:
         dist = np.linalg.norm(centres[:, :2] - np.array(pose[:2]), axis=1)
         return pose, out, counts, dist
 
-    def _annotated(self, world, actors, counts, dist) -> np.ndarray:
-        ranges = np.array([CLASS_RANGES[a.name] for a in actors])
-        return (counts > 0) & (dist < ranges)
+    @staticmethod
+    def _annotated(counts: np.ndarray) -> np.ndarray:
+        """Which objects get an annotation in a key frame: those hit by at
+        least one LiDAR return (like nuScenes, whatever their distance; the
+        spawner already keeps every object within its class's evaluation
+        range in at least two key frames)."""
+        return counts > 0
 
     def run_scene(self, index: int, name: str, location: str, slot: int,
                   num_samples: int) -> Dict[str, int]:
@@ -250,23 +270,37 @@ class _Generator:
         vehicle = 'n015' if location.startswith('singapore') else 'n008'
         zone = '+0800' if location.startswith('singapore') else '-0400'
         logfile = f"{vehicle}-{date.strftime('%Y-%m-%d-%H-%M-%S')}{zone}"
-        tb.add('log', {'token': log_tok, 'logfile': logfile, 'vehicle': vehicle,
-                       'date_captured': date.strftime('%Y-%m-%d'),
-                       'location': location})
+        tb.add(
+            'log', {
+                'token': log_tok,
+                'logfile': logfile,
+                'vehicle': vehicle,
+                'date_captured': date.strftime('%Y-%m-%d'),
+                'location': location
+            })
         self.logs_by_location.setdefault(location, []).append(log_tok)
         scene_tok = tb.new_token()
         sample_toks = [tb.new_token() for _ in range(num_samples)]
         key_us = [base_us + int(round(t * 1e6)) for t in world.key_times]
         for k in range(num_samples):
-            tb.add('sample', {'token': sample_toks[k], 'timestamp': key_us[k],
-                              'scene_token': scene_tok,
-                              'prev': sample_toks[k - 1] if k > 0 else '',
-                              'next': sample_toks[k + 1] if k + 1 < num_samples else ''})
-        tb.add('scene', {'token': scene_tok, 'name': name,
-                         'description': f'synthetic drive in {location}',
-                         'log_token': log_tok, 'nbr_samples': num_samples,
-                         'first_sample_token': sample_toks[0],
-                         'last_sample_token': sample_toks[-1]})
+            tb.add(
+                'sample', {
+                    'token': sample_toks[k],
+                    'timestamp': key_us[k],
+                    'scene_token': scene_tok,
+                    'prev': sample_toks[k - 1] if k > 0 else '',
+                    'next': sample_toks[k + 1] if k + 1 < num_samples else ''
+                })
+        tb.add(
+            'scene', {
+                'token': scene_tok,
+                'name': name,
+                'description': f'synthetic drive in {location}',
+                'log_token': log_tok,
+                'nbr_samples': num_samples,
+                'first_sample_token': sample_toks[0],
+                'last_sample_token': sample_toks[-1]
+            })
 
         raster, raster_origin = world.layout.ground_raster()
         texture = _ground_texture(raster.shape, [self.seed, index, 2])
@@ -281,15 +315,17 @@ class _Generator:
                 t = world.key_times[k] - j * dt
                 ts = key_us[k] - int(round(j * dt * 1e6))
                 pose, out, counts, dist = self._scan(
-                    world, t, actors, [self.seed, index, k, 0] if j == 0 else
-                    [self.seed, index, k, j, 1])
+                    world, t, actors, [self.seed, index, k, 0]
+                    if j == 0 else [self.seed, index, k, j, 1])
                 key = j == 0
                 folder = 'samples' if key else 'sweeps'
-                fname = f'{folder}/{LIDAR_CHANNEL}/{logfile}__{LIDAR_CHANNEL}__{ts}.pcd.bin'
+                fname = (f'{folder}/{LIDAR_CHANNEL}/'
+                         f'{logfile}__{LIDAR_CHANNEL}__{ts}.pcd.bin')
                 out['points'].tofile(osp.join(self.root, fname))
                 num_points += len(out['points'])
-                lidar_chain.append(self._sample_data(
-                    sample_toks[k], LIDAR_CHANNEL, ts, pose, key, fname, 0, 0))
+                lidar_chain.append(
+                    self._sample_data(sample_toks[k], LIDAR_CHANNEL, ts, pose,
+                                      key, fname, 0, 0))
                 if key:
                     self._annotate(world, actors, k, sample_toks[k], pose, out,
                                    counts, dist, ann_chains)
@@ -298,15 +334,18 @@ class _Generator:
                 ts = key_us[k] + int(round(_CAMERA_DELAY[ch] * 1e6))
                 pose = world.ego_pose(t)
                 centres, sizes, yaws = world.boxes(t, actors)
-                boxes = [(centres[i], sizes[i], yaws[i], CLASS_SPECS[a.name].colour)
+                boxes = [(centres[i], sizes[i], yaws[i],
+                          CLASS_SPECS[a.name].colour)
                          for i, a in enumerate(actors)]
                 img = self.cameras[ch].render(pose, world.layout, raster,
                                               raster_origin, texture, boxes)
                 fname = f'samples/{ch}/{logfile}__{ch}__{ts}.jpg'
-                cv2.imwrite(osp.join(self.root, fname), img[..., ::-1],
-                            [cv2.IMWRITE_JPEG_QUALITY, 90])
-                cam_chains[ch].append(self._sample_data(
-                    sample_toks[k], ch, ts, pose, True, fname, *IMAGE_SIZE))
+                cv2.imwrite(
+                    osp.join(self.root, fname), img[..., ::-1],
+                    [cv2.IMWRITE_JPEG_QUALITY, 90])
+                cam_chains[ch].append(
+                    self._sample_data(sample_toks[k], ch, ts, pose, True,
+                                      fname, *IMAGE_SIZE))
         for chain in [lidar_chain] + list(cam_chains.values()):
             self._link(chain)
             for rec in chain:
@@ -321,14 +360,19 @@ class _Generator:
                 rec['instance_token'] = inst_tok
                 tb.add('sample_annotation', rec)
             num_anns += len(chain)
-            tb.add('instance', {
-                'token': inst_tok,
-                'category_token': tb.category_tokens[actors[i].category],
-                'nbr_annotations': len(chain),
-                'first_annotation_token': chain[0]['token'],
-                'last_annotation_token': chain[-1]['token']})
-        return dict(actors=len(actors), annotations=num_anns, points=num_points,
-                    frames=len(lidar_chain))
+            tb.add(
+                'instance', {
+                    'token': inst_tok,
+                    'category_token': tb.category_tokens[actors[i].category],
+                    'nbr_annotations': len(chain),
+                    'first_annotation_token': chain[0]['token'],
+                    'last_annotation_token': chain[-1]['token']
+                })
+        return dict(
+            actors=len(actors),
+            annotations=num_anns,
+            points=num_points,
+            frames=len(lidar_chain))
 
     def _select_actors(self, world: _SceneWorld, index: int) -> List[Actor]:
         """Actors annotated in >= 2 key frames; missing classes respawned.
@@ -343,16 +387,19 @@ class _Generator:
             for k, t in enumerate(world.key_times):
                 _, _, counts, dist = self._scan(world, t, actors,
                                                 [self.seed, index, k, 0])
-                flags.append(self._annotated(world, actors, counts, dist))
+                flags.append(self._annotated(counts))
             keep = np.stack(flags).sum(0) >= 2 if actors else []
             actors = [a for a, kp in zip(actors, keep) if kp]
-            missing = [c for c in CLASS_SPECS if c not in {a.name for a in actors}]
+            missing = [
+                c for c in CLASS_SPECS if c not in {a.name
+                                                    for a in actors}
+            ]
             if not missing or round_ == 5:
                 break
             for name in missing:
                 before = len(world.spawner.actors)
-                if world.spawner.place(CLASS_SPECS[name], tries=150,
-                                        uniform=round_ >= 2):
+                if world.spawner.place(
+                        CLASS_SPECS[name], tries=150, uniform=round_ >= 2):
                     actors.append(world.spawner.actors[before])
         return actors
 
@@ -361,37 +408,56 @@ class _Generator:
         tb = self.tables
         t = world.key_times[k]
         centres, sizes, yaws = world.boxes(t, actors)
-        flags = self._annotated(world, actors, counts, dist)
+        flags = self._annotated(counts)
         for i, actor in enumerate(actors):
             if not flags[i]:
                 continue
             ratio = counts[i] / max(int(out['unoccluded'][i]), 1)
             vis = '4' if ratio >= 0.8 else '3' if ratio >= 0.6 else (
                 '2' if ratio >= 0.4 else '1')
-            attr = [tb.attribute_tokens[actor.attribute]] if actor.attribute else []
+            attr = [tb.attribute_tokens[actor.attribute]
+                    ] if actor.attribute else []
             ann_chains[i].append({
-                'token': tb.new_token(), 'sample_token': sample_tok,
-                'instance_token': '', 'visibility_token': vis,
+                'token': tb.new_token(),
+                'sample_token': sample_tok,
+                'instance_token': '',
+                'visibility_token': vis,
                 'attribute_tokens': attr,
                 'translation': [float(v) for v in centres[i]],
                 'size': [float(v) for v in sizes[i]],
                 'rotation': yaw_to_quaternion(yaws[i]),
-                'num_lidar_pts': int(counts[i]), 'num_radar_pts': 0,
-                'prev': '', 'next': ''})
+                'num_lidar_pts': int(counts[i]),
+                'num_radar_pts': 0,
+                'prev': '',
+                'next': ''
+            })
 
     def _sample_data(self, sample_tok, channel, ts, pose, key, fname, width,
                      height) -> dict:
         tb = self.tables
         pose_tok = tb.new_token()
         x, y, yaw = pose
-        tb.add('ego_pose', {'token': pose_tok, 'translation': [x, y, 0.0],
-                            'rotation': yaw_to_quaternion(yaw), 'timestamp': ts})
-        return {'token': tb.new_token(), 'sample_token': sample_tok,
-                'ego_pose_token': pose_tok,
-                'calibrated_sensor_token': tb.calibrated_tokens[channel],
-                'timestamp': ts, 'fileformat': 'pcd' if channel == LIDAR_CHANNEL else 'jpg',
-                'is_key_frame': bool(key), 'height': height, 'width': width,
-                'filename': fname, 'prev': '', 'next': ''}
+        tb.add(
+            'ego_pose', {
+                'token': pose_tok,
+                'translation': [x, y, 0.0],
+                'rotation': yaw_to_quaternion(yaw),
+                'timestamp': ts
+            })
+        return {
+            'token': tb.new_token(),
+            'sample_token': sample_tok,
+            'ego_pose_token': pose_tok,
+            'calibrated_sensor_token': tb.calibrated_tokens[channel],
+            'timestamp': ts,
+            'fileformat': 'pcd' if channel == LIDAR_CHANNEL else 'jpg',
+            'is_key_frame': bool(key),
+            'height': height,
+            'width': width,
+            'filename': fname,
+            'prev': '',
+            'next': ''
+        }
 
     @staticmethod
     def _link(chain: List[dict]) -> None:
@@ -403,8 +469,9 @@ class _Generator:
         self.tables.write(self.root, VERSION)
         self.maps.write(self.root)
         for png_hash in MAP_HASHES.values():
-            cv2.imwrite(osp.join(self.root, 'maps', f'{png_hash}.png'),
-                        np.zeros((32, 32), np.uint8))
+            cv2.imwrite(
+                osp.join(self.root, 'maps', f'{png_hash}.png'),
+                np.zeros((32, 32), np.uint8))
 
 
 def generate_synthetic_nuscenes(root_path: str,
@@ -461,8 +528,12 @@ def _generate(root_path: str, num_scenes: int, samples_per_scene: int,
     root = osp.abspath(root_path)
     _prepare_root(root)
     with open(osp.join(root, MARKER), 'w') as f:
-        json.dump(dict(num_scenes=num_scenes, samples_per_scene=samples_per_scene,
-                       seed=seed, sweeps_per_sample=sweeps_per_sample), f)
+        json.dump(
+            dict(
+                num_scenes=num_scenes,
+                samples_per_scene=samples_per_scene,
+                seed=seed,
+                sweeps_per_sample=sweeps_per_sample), f)
     start = time.time()
     gen = _Generator(root, seed, sweeps_per_sample, progress)
     slots: Dict[str, int] = {}
@@ -477,11 +548,13 @@ def _generate(root_path: str, num_scenes: int, samples_per_scene: int,
                 f'({location}): {stats["actors"]} objects, '
                 f'{stats["annotations"]} annotations, {stats["frames"]} LiDAR '
                 f'frames, {stats["points"] / stats["frames"]:.0f} pts/frame, '
-                f'{time.time() - start:.1f}s', logger='current')
+                f'{time.time() - start:.1f}s',
+                logger='current')
     gen.finish()
-    create_nuscenes_v2_infos(root, version=VERSION, out_dir=root,
-                             max_sweeps=10)
+    create_nuscenes_v2_infos(
+        root, version=VERSION, out_dir=root, max_sweeps=10)
     if progress:
-        print_log(f'[synthetic nuScenes] wrote {root} in {time.time() - start:.1f}s',
-                  logger='current')
+        print_log(
+            f'[synthetic nuScenes] wrote {root} in {time.time() - start:.1f}s',
+            logger='current')
     return root_path

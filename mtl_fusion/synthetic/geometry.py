@@ -10,8 +10,7 @@ import numpy as np
 
 __all__ = [
     'yaw_to_quaternion', 'quaternion_to_matrix', 'matrix_to_quaternion',
-    'rotation_z',
-    'make_transform', 'invert_transform', 'wrap_angle'
+    'rotation_z', 'make_transform', 'invert_transform', 'wrap_angle'
 ]
 
 
@@ -58,8 +57,10 @@ def matrix_to_quaternion(rot: np.ndarray) -> List[float]:
     trace = np.trace(m)
     if trace > 0:
         s = 2.0 * np.sqrt(trace + 1.0)
-        q = [0.25 * s, (m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s,
-             (m[1, 0] - m[0, 1]) / s]
+        q = [
+            0.25 * s, (m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s,
+            (m[1, 0] - m[0, 1]) / s
+        ]
     elif m[0, 0] > m[1, 1] and m[0, 0] > m[2, 2]:
         s = 2.0 * np.sqrt(1.0 + m[0, 0] - m[1, 1] - m[2, 2])
         q = [(m[2, 1] - m[1, 2]) / s, 0.25 * s, (m[0, 1] + m[1, 0]) / s,

@@ -21,8 +21,10 @@ from typing import Dict, List, Optional
 
 import mmengine
 
-__all__ = ['create_nuscenes_v2_infos', 'add_location_to_infos',
-           'check_nuscenes_root', 'load_mmdet3d_converter']
+__all__ = [
+    'create_nuscenes_v2_infos', 'add_location_to_infos', 'check_nuscenes_root',
+    'load_mmdet3d_converter'
+]
 
 _TABLES = ('attribute', 'calibrated_sensor', 'category', 'ego_pose',
            'instance', 'log', 'map', 'sample', 'sample_annotation',
@@ -40,19 +42,22 @@ def load_mmdet3d_converter(name: str):
     ``tools`` package of another project can shadow them.
 
     Args:
-        name (str): Script name without ``.py`` (e.g. ``'nuscenes_converter'``).
+        name (str): Script name without ``.py``, e.g.
+            ``'nuscenes_converter'``.
 
     Returns:
         module: The loaded module.
     """
     import mmdet3d
-    path = osp.join(osp.dirname(mmdet3d.__file__), '.mim', 'tools',
-                    'dataset_converters', f'{name}.py')
+    path = osp.join(
+        osp.dirname(mmdet3d.__file__), '.mim', 'tools', 'dataset_converters',
+        f'{name}.py')
     if not osp.isfile(path):
         raise FileNotFoundError(
             f'mmdet3d converter script not found: {path} (the installed '
             f'mmdet3d {mmdet3d.__version__} wheel should ship it)')
-    spec = importlib.util.spec_from_file_location(f'_mmdet3d_converters_{name}', path)
+    spec = importlib.util.spec_from_file_location(
+        f'_mmdet3d_converters_{name}', path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -67,7 +72,8 @@ def _read_table(root: str, version: str, table: str) -> list:
             raise ValueError(f'{path} is not valid JSON: {err}') from err
 
 
-def check_nuscenes_root(root_path: str, version: str,
+def check_nuscenes_root(root_path: str,
+                        version: str,
                         require_maps: bool = True) -> Dict[str, str]:
     """Validate a nuScenes dataroot before converting it.
 
@@ -94,12 +100,13 @@ def check_nuscenes_root(root_path: str, version: str,
         raise FileNotFoundError(
             f'nuScenes version folder {version!r} not found: {version_dir} '
             f'does not exist')
-    missing = [t for t in _TABLES
-               if not osp.isfile(osp.join(version_dir, f'{t}.json'))]
+    missing = [
+        t for t in _TABLES
+        if not osp.isfile(osp.join(version_dir, f'{t}.json'))
+    ]
     if missing:
-        raise FileNotFoundError(
-            f'nuScenes tables missing in {version_dir}: '
-            + ', '.join(f'{t}.json' for t in missing))
+        raise FileNotFoundError(f'nuScenes tables missing in {version_dir}: ' +
+                                ', '.join(f'{t}.json' for t in missing))
     locations = {}
     for log in _read_table(root_path, version, 'log'):
         loc = log.get('location')
@@ -128,12 +135,18 @@ def add_location_to_infos(info_path: str, root_path: str, version: str) -> int:
     Returns:
         int: Number of entries updated.
     """
-    sample_scene = {s['token']: s['scene_token']
-                    for s in _read_table(root_path, version, 'sample')}
-    scene_log = {s['token']: s['log_token']
-                 for s in _read_table(root_path, version, 'scene')}
-    log_location = {lg['token']: lg['location']
-                    for lg in _read_table(root_path, version, 'log')}
+    sample_scene = {
+        s['token']: s['scene_token']
+        for s in _read_table(root_path, version, 'sample')
+    }
+    scene_log = {
+        s['token']: s['log_token']
+        for s in _read_table(root_path, version, 'scene')
+    }
+    log_location = {
+        lg['token']: lg['location']
+        for lg in _read_table(root_path, version, 'log')
+    }
     infos = mmengine.load(info_path)
     for entry in infos['data_list']:
         token = entry['token']
@@ -184,8 +197,11 @@ def create_nuscenes_v2_infos(root_path: str,
             os.symlink(osp.join(root_path, entry), osp.join(data_dir, entry))
         try:
             os.chdir(tmp)
-            converter.create_nuscenes_infos('./data/nuscenes', info_prefix,
-                                            version=version, max_sweeps=max_sweeps)
+            converter.create_nuscenes_infos(
+                './data/nuscenes',
+                info_prefix,
+                version=version,
+                max_sweeps=max_sweeps)
             for split in splits:
                 legacy = f'./data/nuscenes/{info_prefix}_infos_{split}.pkl'
                 updater.update_nuscenes_infos(pkl_path=legacy, out_dir=out_dir)

@@ -86,7 +86,8 @@ class SceneLayout:
                  u_range: Tuple[float, float], ego_u_start: float,
                  forward_side: int, rng: np.random.Generator) -> None:
         if forward_side not in (-1, 1):
-            raise ValueError(f'forward_side must be -1 or 1, got {forward_side}')
+            raise ValueError(
+                f'forward_side must be -1 or 1, got {forward_side}')
         self.origin = np.asarray(origin, dtype=np.float64)
         self.heading = float(heading)
         self.u_min, self.u_max = float(u_range[0]), float(u_range[1])
@@ -105,8 +106,10 @@ class SceneLayout:
             c += period
         # side (+1 left, -1 right) of the car park after each intersection;
         # construction zones go on the other side.
-        self.carpark_sides = [int(s) for s in rng.choice(
-            [-1, 1], len(self.cross_centres) + 1)]
+        self.carpark_sides = [
+            int(s) for s in rng.choice([-1, 1],
+                                       len(self.cross_centres) + 1)
+        ]
         self.primitives: List[MapPrimitive] = []
         self.carparks: List[np.ndarray] = []  # (u0, u1, v0, v1)
         self.construction_zones: List[np.ndarray] = []
@@ -127,12 +130,13 @@ class SceneLayout:
         xy = np.asarray(xy, dtype=np.float64)
         dx = xy[..., 0] - self.origin[0]
         dy = xy[..., 1] - self.origin[1]
-        return np.stack(
-            [self._cos * dx + self._sin * dy, -self._sin * dx + self._cos * dy],
-            axis=-1)
+        return np.stack([
+            self._cos * dx + self._sin * dy, -self._sin * dx + self._cos * dy
+        ],
+                        axis=-1)
 
     def lane_centres(self, direction: int) -> List[float]:
-        """``v`` of the lane centres for traffic moving towards ``direction * u``."""
+        """``v`` of the lane centres for traffic towards ``direction * u``."""
         side = self.forward_side * direction
         return [side * 0.5 * LANE_WIDTH, side * 1.5 * LANE_WIDTH]
 
@@ -148,7 +152,8 @@ class SceneLayout:
     def _build(self) -> None:
         """Lay out every map primitive of the scene."""
         hw, u0, u1 = ROAD_HALF_WIDTH, self.u_min, self.u_max
-        self._add('road_segment', _rect(u0, u1, -hw, hw), is_intersection=False)
+        self._add(
+            'road_segment', _rect(u0, u1, -hw, hw), is_intersection=False)
         for k in range(4):
             v_lo = -hw + k * LANE_WIDTH
             self._add('lane', _rect(u0, u1, v_lo, v_lo + LANE_WIDTH))
@@ -170,18 +175,22 @@ class SceneLayout:
         for i, c in enumerate(self.cross_centres):
             for side in (-1, 1):
                 v_a, v_b = sorted((side * hw, side * reach))
-                self._add('road_segment', _rect(c - cw, c + cw, v_a, v_b),
-                          is_intersection=False)
+                self._add(
+                    'road_segment',
+                    _rect(c - cw, c + cw, v_a, v_b),
+                    is_intersection=False)
                 self._add('lane', _rect(c - cw, c, v_a, v_b))
                 self._add('lane', _rect(c, c + cw, v_a, v_b))
                 self._add('road_divider', np.array([[c, v_a], [c, v_b]]))
                 w_a, w_b = sorted((side * walk_out, side * reach))
-                self._add('walkway', _rect(c - cw - WALKWAY_WIDTH, c - cw,
-                                           w_a, w_b))
-                self._add('walkway', _rect(c + cw, c + cw + WALKWAY_WIDTH,
-                                           w_a, w_b))
-            self._add('road_segment', _rect(c - cw, c + cw, -hw, hw),
-                      is_intersection=True)
+                self._add('walkway',
+                          _rect(c - cw - WALKWAY_WIDTH, c - cw, w_a, w_b))
+                self._add('walkway',
+                          _rect(c + cw, c + cw + WALKWAY_WIDTH, w_a, w_b))
+            self._add(
+                'road_segment',
+                _rect(c - cw, c + cw, -hw, hw),
+                is_intersection=True)
             # pedestrian crossings on both sides of the intersection, each
             # guarded by a stop line for the traffic approaching it.
             for direction in (-1, 1):
@@ -194,32 +203,36 @@ class SceneLayout:
                 stop_b = stop_a - direction * 1.6
                 lane_side = self.forward_side * direction
                 v_a, v_b = sorted((0.0, lane_side * hw))
-                self._add('stop_line', _rect(min(stop_a, stop_b),
-                                             max(stop_a, stop_b), v_a, v_b),
-                          crossing_index=len(self.crossings) - 1)
+                self._add(
+                    'stop_line',
+                    _rect(min(stop_a, stop_b), max(stop_a, stop_b), v_a, v_b),
+                    crossing_index=len(self.crossings) - 1)
         # car parks and construction zones behind the walkways: every block
         # between intersections holds one of each, on opposite sides, and
         # long blocks a second pair with the sides swapped.
         for k in range(len(edges) - 1):
             a = edges[k] + (cw + WALKWAY_WIDTH + 8.0 if k > 0 else 2.0)
-            b = edges[k + 1] - (cw + WALKWAY_WIDTH + 8.0
-                                if k + 1 < len(edges) - 1 else 2.0)
+            b = edges[k + 1] - (
+                cw + WALKWAY_WIDTH + 8.0 if k + 1 < len(edges) - 1 else 2.0)
             if b - a < 16.0:
                 continue
             side = self.carpark_sides[k % len(self.carpark_sides)] \
                 if self.carpark_sides else 1
             parts = [(a, b)] if b - a < 40.0 else [(a, 0.5 * (a + b) - 1.0),
-                                                    (0.5 * (a + b) + 1.0, b)]
+                                                   (0.5 * (a + b) + 1.0, b)]
             for p_a, p_b in parts:
-                v_a, v_b = sorted((side * (walk_out + 1.5), side * (walk_out + 22.0)))
+                v_a, v_b = sorted(
+                    (side * (walk_out + 1.5), side * (walk_out + 22.0)))
                 self.carparks.append(np.array([p_a, p_b, v_a, v_b]))
                 self._add('carpark_area', _rect(p_a, p_b, v_a, v_b))
-                v_a, v_b = sorted((-side * (walk_out + 1.5), -side * (walk_out + 18.0)))
+                v_a, v_b = sorted(
+                    (-side * (walk_out + 1.5), -side * (walk_out + 18.0)))
                 self.construction_zones.append(np.array([p_a, p_b, v_a, v_b]))
                 side = -side
 
     # ------------------------------------------------------------------
-    def ground_raster(self, margin: float = 70.0) -> Tuple[np.ndarray, np.ndarray]:
+    def ground_raster(self,
+                      margin: float = 70.0) -> Tuple[np.ndarray, np.ndarray]:
         """Rasterise the ground paint in the road frame.
 
         Args:
@@ -240,13 +253,17 @@ class SceneLayout:
 
         def fill(rect: np.ndarray, code: int) -> None:
             pts = np.round((rect - origin) / RASTER_RES * 16).astype(np.int32)
-            cv2.fillPoly(raster, [pts], int(code), lineType=cv2.LINE_8, shift=4)
+            cv2.fillPoly(
+                raster, [pts], int(code), lineType=cv2.LINE_8, shift=4)
 
         for zone in self.construction_zones:
             fill(_rect(*zone), GROUND_CLASSES['dirt'])
         order = ('carpark_area', 'walkway', 'road_segment', 'lane')
-        codes = dict(carpark_area='carpark', walkway='walkway',
-                     road_segment='road', lane='road')
+        codes = dict(
+            carpark_area='carpark',
+            walkway='walkway',
+            road_segment='road',
+            lane='road')
         for layer in order:
             for prim in self.primitives:
                 if prim.layer == layer:
@@ -255,8 +272,11 @@ class SceneLayout:
             if prim.layer == 'ped_crossing':
                 (a, _), (b, _) = prim.coords[0], prim.coords[2]
                 # zebra stripes along the road direction
-                for v in np.arange(-ROAD_HALF_WIDTH + 0.3, ROAD_HALF_WIDTH, 1.2):
-                    fill(_rect(a, b, v, v + 0.6), GROUND_CLASSES['crossing_paint'])
+                for v in np.arange(-ROAD_HALF_WIDTH + 0.3, ROAD_HALF_WIDTH,
+                                   1.2):
+                    fill(
+                        _rect(a, b, v, v + 0.6),
+                        GROUND_CLASSES['crossing_paint'])
             elif prim.layer == 'stop_line':
                 fill(prim.coords, GROUND_CLASSES['stop_paint'])
         for prim in self.primitives:
@@ -265,13 +285,16 @@ class SceneLayout:
             (ua, va), (ub, vb) = prim.coords
             if prim.layer == 'road_divider':
                 if ua == ub:  # cross-road divider: along v
-                    fill(_rect(ua - 0.1, ua + 0.1, va, vb),
-                         GROUND_CLASSES['divider_paint'])
+                    fill(
+                        _rect(ua - 0.1, ua + 0.1, va, vb),
+                        GROUND_CLASSES['divider_paint'])
                 else:
-                    fill(_rect(ua, ub, va - 0.1, va + 0.1),
-                         GROUND_CLASSES['divider_paint'])
+                    fill(
+                        _rect(ua, ub, va - 0.1, va + 0.1),
+                        GROUND_CLASSES['divider_paint'])
             else:  # dashed lane divider: 3 m paint, 6 m gap
                 for s in np.arange(ua, ub, 9.0):
-                    fill(_rect(s, min(s + 3.0, ub), va - 0.075, va + 0.075),
-                         GROUND_CLASSES['lane_paint'])
+                    fill(
+                        _rect(s, min(s + 3.0, ub), va - 0.075, va + 0.075),
+                        GROUND_CLASSES['lane_paint'])
         return raster, origin

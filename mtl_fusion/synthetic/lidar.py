@@ -40,10 +40,14 @@ class LidarSimulator:
         self.num_beams, self.num_azimuths = num_beams, num_azimuths
         self.max_range, self.dropout = max_range, dropout
         self.elevations = np.deg2rad(np.linspace(*elevation_range, num_beams))
-        self.azimuths = (np.arange(num_azimuths) + 0.5) * (2 * np.pi / num_azimuths)
+        self.azimuths = (np.arange(num_azimuths) + 0.5) * (2 * np.pi /
+                                                           num_azimuths)
         el, az = np.meshgrid(self.elevations, self.azimuths, indexing='ij')
-        self.dirs = np.stack([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az),
-                              np.sin(el)], axis=-1)  # (B, A, 3)
+        self.dirs = np.stack(
+            [np.cos(el) * np.cos(az),
+             np.cos(el) * np.sin(az),
+             np.sin(el)],
+            axis=-1)  # (B, A, 3)
         with np.errstate(divide='ignore'):
             t_ground = np.where(self.dirs[..., 2] < -1e-6,
                                 -self.height / self.dirs[..., 2], np.inf)
@@ -73,8 +77,8 @@ class LidarSimulator:
         c0 = int(np.floor(start / step)) - 1
         n = int(np.ceil(span / step)) + 3
         cols = np.arange(c0, c0 + n) % self.num_azimuths
-        rng_xy = np.concatenate([np.linalg.norm(corners[:, :2], axis=1),
-                                 [nearest]])
+        rng_xy = np.concatenate(
+            [np.linalg.norm(corners[:, :2], axis=1), [nearest]])
         z = np.array([corners[:, 2].min(), corners[:, 2].max()])
         el = np.arctan2(z[:, None], np.maximum(rng_xy, 1e-6)[None])
         r0 = np.searchsorted(self.elevations, el.min()) - 1
@@ -111,13 +115,15 @@ class LidarSimulator:
             rot = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
             half = np.array([l / 2, w / 2, h / 2])
             signs = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1)
-                              for sz in (-1, 1)], dtype=np.float64)
+                              for sz in (-1, 1)],
+                             dtype=np.float64)
             corners = centres[i] + (signs * half) @ rot.T
             if np.linalg.norm(centres[i][:2]) > self.max_range + 10:
                 continue
             origin = -rot.T @ centres[i]  # sensor origin in the box frame
-            nearest = float(np.linalg.norm(
-                origin[:2] - np.clip(origin[:2], -half[:2], half[:2])))
+            nearest = float(
+                np.linalg.norm(origin[:2] -
+                               np.clip(origin[:2], -half[:2], half[:2])))
             cols, rows = self._ray_window(corners, nearest)
             dirs = self.dirs[rows][:, cols] @ rot  # into the box frame
             with np.errstate(divide='ignore', invalid='ignore'):
@@ -126,7 +132,8 @@ class LidarSimulator:
                 t2 = (half - origin) * inv
             t_near = np.nanmax(np.minimum(t1, t2), axis=-1)
             t_far = np.nanmin(np.maximum(t1, t2), axis=-1)
-            hit = (t_near <= t_far) & (t_near > 0.5) & (t_near < self.max_range)
+            hit = (t_near <= t_far) & (t_near > 0.5) & (
+                t_near < self.max_range)
             sub_ground = self.t_ground[rows][:, cols]
             unoccluded[i] = int((hit & (t_near < sub_ground)).sum())
             sub_best = t_best[rows][:, cols]
@@ -155,8 +162,12 @@ class LidarSimulator:
         intensity = np.empty(len(t))
         intensity[ground] = np.clip(rng.gamma(4.0, 2.5, ground.sum()), 0, 255)
         intensity[on_box] = np.clip(
-            intensities[box[on_box]] * rng.uniform(0.6, 1.4, on_box.sum()), 0, 255)
+            intensities[box[on_box]] * rng.uniform(0.6, 1.4, on_box.sum()), 0,
+            255)
         points = np.concatenate(
-            [pts, intensity[:, None], rows[:, None].astype(np.float64)], axis=1)
-        return dict(points=points.astype(np.float32), box_index=box,
-                    unoccluded=unoccluded)
+            [pts, intensity[:, None], rows[:, None].astype(np.float64)],
+            axis=1)
+        return dict(
+            points=points.astype(np.float32),
+            box_index=box,
+            unoccluded=unoccluded)

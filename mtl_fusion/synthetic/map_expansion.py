@@ -56,8 +56,11 @@ class MapExpansionWriter:
         tokens = []
         for x, y in xy:
             tok = self.new_token()
-            data['node'].append({'token': tok, 'x': round(float(x), 4),
-                                 'y': round(float(y), 4)})
+            data['node'].append({
+                'token': tok,
+                'x': round(float(x), 4),
+                'y': round(float(y), 4)
+            })
             tokens.append(tok)
         return tokens
 
@@ -85,49 +88,92 @@ class MapExpansionWriter:
                 data['line'].append({'token': line_tok, 'node_tokens': nodes})
                 if prim.layer == 'road_divider':
                     data['road_divider'].append({
-                        'token': tok, 'line_token': line_tok,
-                        'road_segment_token': main_segment})
+                        'token':
+                        tok,
+                        'line_token':
+                        line_tok,
+                        'road_segment_token':
+                        main_segment
+                    })
                 else:
                     data['lane_divider'].append({
-                        'token': tok, 'line_token': line_tok,
-                        'lane_divider_segments': [
-                            {'node_token': n, 'segment_type': 'DOUBLE_DASHED_WHITE'}
-                            for n in nodes]})
+                        'token':
+                        tok,
+                        'line_token':
+                        line_tok,
+                        'lane_divider_segments': [{
+                            'node_token':
+                            n,
+                            'segment_type':
+                            'DOUBLE_DASHED_WHITE'
+                        } for n in nodes]
+                    })
                 continue
             poly_tok = self.new_token()
-            data['polygon'].append({'token': poly_tok,
-                                    'exterior_node_tokens': nodes, 'holes': []})
+            data['polygon'].append({
+                'token': poly_tok,
+                'exterior_node_tokens': nodes,
+                'holes': []
+            })
             if prim.layer == 'road_segment':
                 drivable['polygon_tokens'].append(poly_tok)
                 data['road_segment'].append({
-                    'token': tok, 'polygon_token': poly_tok,
-                    'is_intersection': bool(prim.meta.get('is_intersection', False)),
-                    'drivable_area_token': drivable['token']})
+                    'token':
+                    tok,
+                    'polygon_token':
+                    poly_tok,
+                    'is_intersection':
+                    bool(prim.meta.get('is_intersection', False)),
+                    'drivable_area_token':
+                    drivable['token']
+                })
                 main_segment = main_segment or tok
             elif prim.layer == 'lane':
                 data['lane'].append({
-                    'token': tok, 'polygon_token': poly_tok, 'lane_type': 'CAR',
-                    'from_edge_line_token': '', 'to_edge_line_token': '',
+                    'token': tok,
+                    'polygon_token': poly_tok,
+                    'lane_type': 'CAR',
+                    'from_edge_line_token': '',
+                    'to_edge_line_token': '',
                     'left_lane_divider_segments': [],
-                    'right_lane_divider_segments': []})
+                    'right_lane_divider_segments': []
+                })
             elif prim.layer == 'ped_crossing':
                 crossing_tokens.append(tok)
-                data['ped_crossing'].append({'token': tok, 'polygon_token': poly_tok,
-                                             'road_segment_token': main_segment})
+                data['ped_crossing'].append({
+                    'token': tok,
+                    'polygon_token': poly_tok,
+                    'road_segment_token': main_segment
+                })
             elif prim.layer == 'stop_line':
                 cue = crossing_tokens[prim.meta['crossing_index']]
                 data['stop_line'].append({
-                    'token': tok, 'polygon_token': poly_tok,
-                    'stop_line_type': 'PED_CROSSING', 'ped_crossing_tokens': [cue],
-                    'traffic_light_tokens': [], 'road_block_token': ''})
+                    'token': tok,
+                    'polygon_token': poly_tok,
+                    'stop_line_type': 'PED_CROSSING',
+                    'ped_crossing_tokens': [cue],
+                    'traffic_light_tokens': [],
+                    'road_block_token': ''
+                })
             elif prim.layer == 'walkway':
-                data['walkway'].append({'token': tok, 'polygon_token': poly_tok})
+                data['walkway'].append({
+                    'token': tok,
+                    'polygon_token': poly_tok
+                })
             elif prim.layer == 'carpark_area':
                 data['carpark_area'].append({
-                    'token': tok, 'polygon_token': poly_tok,
-                    'orientation': float(layout.heading), 'road_block_token': ''})
+                    'token':
+                    tok,
+                    'polygon_token':
+                    poly_tok,
+                    'orientation':
+                    float(layout.heading),
+                    'road_block_token':
+                    ''
+                })
             else:
-                raise KeyError(f'layer {prim.layer!r} has no map-expansion writer')
+                raise KeyError(
+                    f'layer {prim.layer!r} has no map-expansion writer')
 
     def write(self, root: str) -> List[str]:
         """Write ``<root>/maps/expansion/<location>.json`` for all locations.

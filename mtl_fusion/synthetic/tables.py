@@ -7,25 +7,27 @@ from typing import Dict, List
 
 from .rig import SensorCalibration
 
-__all__ = ['NuScenesTables', 'TABLE_NAMES', 'CATEGORIES', 'ATTRIBUTES',
-           'VISIBILITY_LEVELS', 'MAP_HASHES']
+__all__ = [
+    'NuScenesTables', 'TABLE_NAMES', 'CATEGORIES', 'ATTRIBUTES',
+    'VISIBILITY_LEVELS', 'MAP_HASHES'
+]
 
 TABLE_NAMES = ('attribute', 'calibrated_sensor', 'category', 'ego_pose',
                'instance', 'log', 'map', 'sample', 'sample_annotation',
                'sample_data', 'scene', 'sensor', 'visibility')
 
 # the 23 real nuScenes categories
-CATEGORIES = (
-    'animal', 'human.pedestrian.adult', 'human.pedestrian.child',
-    'human.pedestrian.construction_worker',
-    'human.pedestrian.personal_mobility', 'human.pedestrian.police_officer',
-    'human.pedestrian.stroller', 'human.pedestrian.wheelchair',
-    'movable_object.barrier', 'movable_object.debris',
-    'movable_object.pushable_pullable', 'movable_object.trafficcone',
-    'static_object.bicycle_rack', 'vehicle.bicycle', 'vehicle.bus.bendy',
-    'vehicle.bus.rigid', 'vehicle.car', 'vehicle.construction',
-    'vehicle.emergency.ambulance', 'vehicle.emergency.police',
-    'vehicle.motorcycle', 'vehicle.trailer', 'vehicle.truck')
+CATEGORIES = ('animal', 'human.pedestrian.adult', 'human.pedestrian.child',
+              'human.pedestrian.construction_worker',
+              'human.pedestrian.personal_mobility',
+              'human.pedestrian.police_officer', 'human.pedestrian.stroller',
+              'human.pedestrian.wheelchair', 'movable_object.barrier',
+              'movable_object.debris', 'movable_object.pushable_pullable',
+              'movable_object.trafficcone', 'static_object.bicycle_rack',
+              'vehicle.bicycle', 'vehicle.bus.bendy', 'vehicle.bus.rigid',
+              'vehicle.car', 'vehicle.construction',
+              'vehicle.emergency.ambulance', 'vehicle.emergency.police',
+              'vehicle.motorcycle', 'vehicle.trailer', 'vehicle.truck')
 ATTRIBUTES = ('vehicle.moving', 'vehicle.stopped', 'vehicle.parked',
               'cycle.with_rider', 'cycle.without_rider', 'pedestrian.moving',
               'pedestrian.standing', 'pedestrian.sitting_lying_down')
@@ -65,17 +67,30 @@ class NuScenesTables:
             tok = self.new_token()
             self.category_tokens[name] = tok
             self.tables['category'].append({
-                'token': tok, 'name': name,
-                'description': f'Synthetic objects of category {name}.'})
+                'token':
+                tok,
+                'name':
+                name,
+                'description':
+                f'Synthetic objects of category {name}.'
+            })
         for name in ATTRIBUTES:
             tok = self.new_token()
             self.attribute_tokens[name] = tok
             self.tables['attribute'].append({
-                'token': tok, 'name': name,
-                'description': f'Synthetic attribute {name}.'})
+                'token':
+                tok,
+                'name':
+                name,
+                'description':
+                f'Synthetic attribute {name}.'
+            })
         for tok, (level, desc) in VISIBILITY_LEVELS.items():
-            self.tables['visibility'].append({'token': tok, 'level': level,
-                                              'description': desc})
+            self.tables['visibility'].append({
+                'token': tok,
+                'level': level,
+                'description': desc
+            })
 
     def new_token(self) -> str:
         """A fresh 32-hex-digit token."""
@@ -84,7 +99,8 @@ class NuScenesTables:
     def add(self, table: str, record: dict) -> dict:
         """Append ``record`` (which must carry a ``token``) to ``table``."""
         if 'token' not in record:
-            raise KeyError(f'record for table {table!r} has no token: {record}')
+            raise KeyError(
+                f'record for table {table!r} has no token: {record}')
         self.tables[table].append(record)
         return record
 
@@ -92,23 +108,34 @@ class NuScenesTables:
         """Add the sensor and calibrated_sensor records of the rig."""
         for channel, calib in rig.items():
             sensor_tok = self.new_token()
-            self.add('sensor', {'token': sensor_tok, 'channel': channel,
-                                'modality': calib.modality})
+            self.add(
+                'sensor', {
+                    'token': sensor_tok,
+                    'channel': channel,
+                    'modality': calib.modality
+                })
             cs_tok = self.new_token()
             self.calibrated_tokens[channel] = cs_tok
-            self.add('calibrated_sensor', {
-                'token': cs_tok, 'sensor_token': sensor_tok,
-                'translation': list(calib.translation),
-                'rotation': list(calib.rotation),
-                'camera_intrinsic': [list(r) for r in calib.intrinsic]})
+            self.add(
+                'calibrated_sensor', {
+                    'token': cs_tok,
+                    'sensor_token': sensor_tok,
+                    'translation': list(calib.translation),
+                    'rotation': list(calib.rotation),
+                    'camera_intrinsic': [list(r) for r in calib.intrinsic]
+                })
 
     def add_maps(self, log_tokens_by_location: Dict[str, List[str]]) -> None:
         """Add one ``map`` record per location (all four are listed)."""
         for location, png_hash in MAP_HASHES.items():
-            self.add('map', {'token': png_hash,
-                             'log_tokens': list(log_tokens_by_location.get(location, [])),
-                             'category': 'semantic_prior',
-                             'filename': f'maps/{png_hash}.png'})
+            self.add(
+                'map', {
+                    'token': png_hash,
+                    'log_tokens': list(
+                        log_tokens_by_location.get(location, [])),
+                    'category': 'semantic_prior',
+                    'filename': f'maps/{png_hash}.png'
+                })
 
     def write(self, root: str, version: str) -> str:
         """Dump every table to ``<root>/<version>/<table>.json``.

@@ -21,12 +21,11 @@ __all__ = ['render_sample_picture', 'bev_map_mask', 'MAP_CLASSES']
 # BEVFusion's six map classes and the map-expansion layers behind each
 MAP_CLASSES = (('drivable_area', ('road_segment', 'lane')),
                ('ped_crossing', ('ped_crossing', )),
-               ('walkway', ('walkway', )),
-               ('stop_line', ('stop_line', )),
+               ('walkway', ('walkway', )), ('stop_line', ('stop_line', )),
                ('carpark_area', ('carpark_area', )),
                ('divider', ('road_divider', 'lane_divider')))
-_MAP_COLOURS = ((90, 90, 90), (240, 240, 240), (200, 170, 120),
-                (255, 60, 60), (80, 140, 220), (250, 210, 40))  # RGB
+_MAP_COLOURS = ((90, 90, 90), (240, 240, 240), (200, 170, 120), (255, 60, 60),
+                (80, 140, 220), (250, 210, 40))  # RGB
 _BOX_COLOURS = ((200, 30, 30), (235, 130, 20), (130, 80, 40), (30, 80, 210),
                 (220, 200, 0), (210, 0, 210), (110, 30, 190), (0, 190, 190),
                 (255, 70, 0), (250, 170, 170))
@@ -46,7 +45,9 @@ def _box_corners(box: List[float]) -> np.ndarray:
     return np.concatenate([bottom, top])
 
 
-def bev_map_mask(nusc_map, info: dict, patch: float = 100.0,
+def bev_map_mask(nusc_map,
+                 info: dict,
+                 patch: float = 100.0,
                  size: int = 200) -> np.ndarray:
     """The six-class map mask around a sample, BEVFusion style.
 
@@ -69,8 +70,10 @@ def bev_map_mask(nusc_map, info: dict, patch: float = 100.0,
     masks = nusc_map.get_map_mask(box, angle, layers, canvas_size=(size, size))
     masks = masks.transpose(0, 2, 1).astype(bool)
     by_layer = dict(zip(layers, masks))
-    return np.stack([np.any([by_layer[layer] for layer in group], axis=0)
-                     for _, group in MAP_CLASSES])
+    return np.stack([
+        np.any([by_layer[layer] for layer in group], axis=0)
+        for _, group in MAP_CLASSES
+    ])
 
 
 def _bev_canvas(size: int, extent: float, points: np.ndarray) -> np.ndarray:
@@ -85,7 +88,8 @@ def _bev_canvas(size: int, extent: float, points: np.ndarray) -> np.ndarray:
     return img
 
 
-def _draw_bev_boxes(img: np.ndarray, extent: float, instances: List[dict]) -> None:
+def _draw_bev_boxes(img: np.ndarray, extent: float,
+                    instances: List[dict]) -> None:
     size = img.shape[0]
     scale = size / (2 * extent)
     for inst in instances:
@@ -124,15 +128,19 @@ def _camera_view(root: str, info: dict, channel: str,
                      tuple(np.round(uv[b]).astype(int)), (255, 255, 255), 3,
                      cv2.LINE_AA)
             cv2.line(img, tuple(np.round(uv[a]).astype(int)),
-                     tuple(np.round(uv[b]).astype(int)), colour, 2, cv2.LINE_AA)
+                     tuple(np.round(uv[b]).astype(int)), colour, 2,
+                     cv2.LINE_AA)
     img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
     cv2.putText(img, channel, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6,
                 (255, 255, 255), 2, cv2.LINE_AA)
     return img
 
 
-def render_sample_picture(root_path: str, out_file: str, split: str = 'val',
-                          index: int = 0, width: int = 1440) -> str:
+def render_sample_picture(root_path: str,
+                          out_file: str,
+                          split: str = 'val',
+                          index: int = 0,
+                          width: int = 1440) -> str:
     """Draw one sample: 6 cameras with GT boxes, LiDAR BEV, map mask.
 
     Args:
@@ -158,12 +166,15 @@ def render_sample_picture(root_path: str, out_file: str, split: str = 'val',
         raise KeyError(f"{info_path}: entry {index} has no 'location' key")
     cam_w = width // 3
     cam_h = cam_w * 9 // 16
-    views = [_camera_view(root_path, info, ch, (cam_w, cam_h))
-             for ch in ('CAM_FRONT_LEFT', 'CAM_FRONT', 'CAM_FRONT_RIGHT',
-                        'CAM_BACK_LEFT', 'CAM_BACK', 'CAM_BACK_RIGHT')]
+    views = [
+        _camera_view(root_path, info, ch, (cam_w, cam_h))
+        for ch in ('CAM_FRONT_LEFT', 'CAM_FRONT', 'CAM_FRONT_RIGHT',
+                   'CAM_BACK_LEFT', 'CAM_BACK', 'CAM_BACK_RIGHT')
+    ]
     assert set(CAMERA_CHANNELS) == set(info['images'])
-    cams = np.concatenate([np.concatenate(views[:3], 1),
-                           np.concatenate(views[3:], 1)], 0)
+    cams = np.concatenate(
+        [np.concatenate(views[:3], 1),
+         np.concatenate(views[3:], 1)], 0)
 
     side = cam_h * 2
     extent = 50.0
