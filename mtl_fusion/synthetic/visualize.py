@@ -83,8 +83,14 @@ def _bev_canvas(size: int, extent: float, points: np.ndarray) -> np.ndarray:
     row = ((extent - points[:, 1]) * scale).astype(int)
     ok = (col >= 0) & (col < size) & (row >= 0) & (row < size)
     ground = points[:, 2] < -1.6
-    img[row[ok & ground], col[ok & ground]] = (95, 95, 95)
-    img[row[ok & ~ground], col[ok & ~ground]] = (255, 255, 255)
+    for dr, dc in ((0, 0), (0, 1), (1, 0), (1, 1)):  # 2x2 dots
+        r = np.clip(row + dr, 0, size - 1)
+        c = np.clip(col + dc, 0, size - 1)
+        img[r[ok & ground], c[ok & ground]] = (110, 110, 110)
+    for dr, dc in ((0, 0), (0, 1), (1, 0), (1, 1)):
+        r = np.clip(row + dr, 0, size - 1)
+        c = np.clip(col + dc, 0, size - 1)
+        img[r[ok & ~ground], c[ok & ~ground]] = (255, 255, 255)
     return img
 
 
