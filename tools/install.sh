@@ -14,8 +14,9 @@
 #                           (default: <repo>/../shared/wheels when it exists)
 #   PYTHON                  the interpreter that creates the venv (default: python3)
 #
-# A second run with nothing changed is a no-op that takes about a second: a stamp in
-# the venv records a hash of the requirements and of the package sources.
+# A second run with nothing changed is a no-op that takes about a second: stamps in
+# the venv record a hash of the requirements and one of the package sources; when
+# only the sources changed, only the package is reinstalled.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -38,21 +39,33 @@ case "$DEVICE" in cpu|cuda) ;; *) echo "MTL_FUSION_DEVICE must be cpu, cuda or a
 
 log() { printf '[install %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 
-# Hash of everything that decides what gets installed.
-source_hash() {
-  (
-    cd "$REPO"
-    echo "device=$DEVICE python=$("$PYTHON" -c 'import sys; print(sys.version)')"
-    find setup.py MANIFEST.in requirements mtl_fusion configs tools -type f \
-      -not -path '*/__pycache__/*' -not -path 'mtl_fusion/.mim/*' -not -name '*.pyc' \
-      -print0 | sort -z | xargs -0 sha256sum
-  ) | sha256sum | cut -d' ' -f1
+# Hashes of what decides the dependencies, and of the package itself.
+hash_files() {
+  ( cd "$REPO" && find "$@" -type f -not -path '*/__pycache__/*' -not -path 'mtl_fusion/.mim/*' \
+      -not -name '*.pyc' -print0 | sort -z | xargs -0 sha256sum ) | sha256sum | cut -d' ' -f1
 }
+DEPS_HASH=$( { echo "device=$DEVICE python=$("$PYTHON" -c 'import sys; print(sys.version)')"
+               hash_files requirements tools/install.sh; } | sha256sum | cut -d' ' -f1)
+PKG_HASH=$(hash_files setup.py MANIFEST.in README.md mtl_fusion configs tools)
 
 STAMP=$VENV/.mtl_fusion_install
-HASH=$(source_hash)
-if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$HASH" ] && [ -x "$VENV/bin/python" ]; then
-  log "up to date ($VENV)"
+DEPS_STAMP=$VENV/.mtl_fusion_deps
+install_package() {
+  log "mtl_fusion (non-editable, so that mim finds mtl_fusion/.mim)"
+  "$VENV/bin/python" -m pip --disable-pip-version-check install -q --no-deps --no-build-isolation \
+    --force-reinstall "$REPO"
+  rm -rf "$REPO/build" "$REPO"/*.egg-info
+  ( cd "$VENV" && "$VENV/bin/python" -c 'import mtl_fusion; print("mtl_fusion", mtl_fusion.__version__, "imports")' )
+  echo "$PKG_HASH" > "$STAMP"
+}
+if [ -x "$VENV/bin/python" ] && [ -f "$DEPS_STAMP" ] && [ "$(cat "$DEPS_STAMP")" = "$DEPS_HASH" ]; then
+  if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$PKG_HASH" ]; then
+    log "up to date ($VENV)"
+    exit 0
+  fi
+  START=$(date +%s)
+  install_package
+  log "package refreshed in $(( $(date +%s) - START )) s"
   exit 0
 fi
 
@@ -120,10 +133,6 @@ log "openmim (without its download-only dependencies)"
 "${PIP[@]}" install -q --no-deps "$(grep '^openmim' "$REPO/requirements/mim.txt")"
 "${PIP[@]}" install -q $(grep -v '^#\|^openmim' "$REPO/requirements/mim.txt")
 
-log "mtl_fusion (non-editable, so that mim finds mtl_fusion/.mim)"
-"${PIP[@]}" install -q --no-deps --no-build-isolation --force-reinstall "$REPO"
-rm -rf "$REPO/build" "$REPO"/*.egg-info
-
-( cd "$VENV" && "$PY" -c 'import mtl_fusion; print("mtl_fusion", mtl_fusion.__version__, "imports")' )
-echo "$HASH" > "$STAMP"
+install_package
+echo "$DEPS_HASH" > "$DEPS_STAMP"
 log "done in $(( $(date +%s) - START )) s; activate with: source $VENV/bin/activate"
