@@ -552,7 +552,7 @@ def _generate(root_path: str, num_scenes: int, samples_per_scene: int,
                 logger='current')
     gen.finish()
     create_nuscenes_v2_infos(
-        root, version=VERSION, out_dir=root, max_sweeps=10)
+        root, version=VERSION, out_dir=root, max_sweeps=10, verbose=progress)
     if progress:
         print_log(
             f'[synthetic nuScenes] wrote {root} in {time.time() - start:.1f}s',

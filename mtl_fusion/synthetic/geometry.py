@@ -10,7 +10,7 @@ import numpy as np
 
 __all__ = [
     'yaw_to_quaternion', 'quaternion_to_matrix', 'matrix_to_quaternion',
-    'rotation_z', 'make_transform', 'invert_transform', 'wrap_angle'
+    'rotation_z', 'make_transform', 'invert_transform'
 ]
 
 
@@ -109,8 +109,3 @@ def invert_transform(mat: np.ndarray) -> np.ndarray:
     out[:3, :3] = rot.T
     out[:3, 3] = -rot.T @ mat[:3, 3]
     return out
-
-
-def wrap_angle(angle):
-    """Wrap angles (scalar or array) into ``[-pi, pi)``."""
-    return (np.asarray(angle) + np.pi) % (2 * np.pi) - np.pi

@@ -12,7 +12,9 @@ directory whose ``data/nuscenes`` holds symbolic links to the dataset's
 entries. The legacy (intermediate) pkl files land there too, so the dataset
 folder is only read, and the working directory is restored afterwards.
 """
+import contextlib
 import importlib.util
+import io
 import json
 import os
 import os.path as osp
@@ -163,7 +165,8 @@ def create_nuscenes_v2_infos(root_path: str,
                              out_dir: Optional[str] = None,
                              info_prefix: str = 'nuscenes',
                              max_sweeps: int = 10,
-                             require_maps: bool = True) -> List[str]:
+                             require_maps: bool = True,
+                             verbose: bool = True) -> List[str]:
     """Create mmdet3d v2 info pkls (plus ``location``) for nuScenes data.
 
     Args:
@@ -175,6 +178,8 @@ def create_nuscenes_v2_infos(root_path: str,
         max_sweeps (int): LiDAR sweeps per sample. Defaults to 10.
         require_maps (bool): Require the map expansion of every location.
             Defaults to True.
+        verbose (bool): Let the converters print their messages (their
+            progress bars always show). Defaults to True.
 
     Returns:
         list[str]: Paths of the written info files.
@@ -195,17 +200,19 @@ def create_nuscenes_v2_infos(root_path: str,
             if entry.endswith('.pkl'):
                 continue
             os.symlink(osp.join(root_path, entry), osp.join(data_dir, entry))
+        quiet = (contextlib.nullcontext() if verbose else
+                 contextlib.redirect_stdout(io.StringIO()))
         try:
             os.chdir(tmp)
-            converter.create_nuscenes_infos(
-                './data/nuscenes',
-                info_prefix,
-                version=version,
-                max_sweeps=max_sweeps)
-            for split in splits:
-                legacy = f'./data/nuscenes/{info_prefix}_infos_{split}.pkl'
-                updater.update_nuscenes_infos(pkl_path=legacy, out_dir=out_dir)
-                written.append(osp.join(out_dir, osp.basename(legacy)))
+            with quiet:
+                converter.create_nuscenes_infos(
+                    './data/nuscenes', info_prefix, version=version,
+                    max_sweeps=max_sweeps)
+                for split in splits:
+                    legacy = f'./data/nuscenes/{info_prefix}_infos_{split}.pkl'
+                    updater.update_nuscenes_infos(
+                        pkl_path=legacy, out_dir=out_dir)
+                    written.append(osp.join(out_dir, osp.basename(legacy)))
         finally:
             os.chdir(cwd)
     for path in written:

@@ -10,7 +10,8 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 
-from .geometry import matrix_to_quaternion, rotation_z
+from .geometry import (make_transform, matrix_to_quaternion,
+                       quaternion_to_matrix, rotation_z)
 
 __all__ = [
     'SensorCalibration', 'CAMERA_CHANNELS', 'LIDAR_CHANNEL', 'IMAGE_SIZE',
@@ -59,7 +60,6 @@ class SensorCalibration:
     @property
     def sensor2ego(self) -> np.ndarray:
         """``(4, 4)`` sensor -> ego transform."""
-        from .geometry import make_transform, quaternion_to_matrix
         return make_transform(
             quaternion_to_matrix(self.rotation), self.translation)
 

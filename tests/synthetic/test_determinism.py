@@ -67,3 +67,35 @@ def test_bad_arguments(tmp_path):
     with pytest.raises(FileExistsError, match='foreign'):
         generate_synthetic_nuscenes(str(foreign), **SMALL)
     assert (foreign / 'notes.txt').read_text() == 'mine'
+
+
+def test_mmdet3d_dataset_resolves_every_file(tmp_path):
+    """NuScenesDataset finds every LiDAR, sweep and image file, even under a
+    root path that contains the substring 'samples'."""
+    from mmdet3d.datasets import NuScenesDataset
+    root = generate_synthetic_nuscenes(
+        str(tmp_path / 'my-samples' / 'synthetic'), seed=1, **SMALL)
+    cams = ('CAM_FRONT', 'CAM_FRONT_RIGHT', 'CAM_FRONT_LEFT', 'CAM_BACK',
+            'CAM_BACK_LEFT', 'CAM_BACK_RIGHT')
+    prefix = dict(pts='samples/LIDAR_TOP', sweeps='sweeps/LIDAR_TOP',
+                  **{cam: f'samples/{cam}' for cam in cams})
+    classes = ('car', 'truck', 'trailer', 'bus', 'construction_vehicle',
+               'bicycle', 'motorcycle', 'pedestrian', 'traffic_cone',
+               'barrier')
+    for split in ('train', 'val'):
+        ds = NuScenesDataset(
+            data_root=root, ann_file=f'nuscenes_infos_{split}.pkl',
+            pipeline=[], modality=dict(use_lidar=True, use_camera=True),
+            data_prefix=prefix, test_mode=False,
+            metainfo=dict(classes=classes, version='v1.0-mini'))
+        assert len(ds) == 2
+        for i in range(len(ds)):
+            info = ds.get_data_info(i)
+            assert osp.isfile(info['lidar_points']['lidar_path'])
+            assert len(info['lidar_sweeps']) >= 1
+            for sweep in info['lidar_sweeps']:
+                assert osp.isfile(sweep['lidar_points']['lidar_path'])
+            for cam in cams:
+                assert osp.isfile(info['images'][cam]['img_path'])
+            assert info['location'] in ('singapore-onenorth', 'boston-seaport')
+            assert len(info['ann_info']['gt_bboxes_3d']) > 0
