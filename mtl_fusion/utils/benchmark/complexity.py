@@ -1,0 +1,183 @@
+"""Parameter counts and FLOPs per model stage.
+
+FLOPs follow mmengine's ``FlopAnalyzer`` (fvcore convention: one
+multiply-add counts as one flop). The whole detector cannot be traced
+(its inputs hold ``Det3DDataSample`` objects and spconv tensors), so every
+stage module is traced on its own with the inputs it received in one real
+``predict`` pass (captured by forward pre-hooks). spconv layers cannot be
+traced at all; their multiply-adds are counted from spconv's rule book
+instead: for every sparse convolution, the number of (input, output) site
+pairs it gathered (``indice_pair_num``; a submanifold layer also applies
+its centre tap to every site, and spconv stores each symmetric offset pair
+once) times ``in_channels * out_channels``. A module that can be counted
+neither way is reported in ``skipped`` with the reason, and its FLOPs are
+left out of the total.
+"""
+from typing import Any, Dict, List, Tuple
+
+import torch
+from torch import Tensor, nn
+
+from .stages import stage_modules
+
+__all__ = ['count_parameters', 'count_flops']
+
+
+def count_parameters(model: nn.Module) -> Dict[str, int]:
+    """Parameters of the whole model and of each stage.
+
+    Args:
+        model (nn.Module): The detector.
+
+    Returns:
+        dict: ``total`` and one entry per stage present in the model.
+    """
+    out = dict(total=sum(p.numel() for p in model.parameters()))
+    for stage, modules in stage_modules(model).items():
+        out[stage] = sum(p.numel() for _, m in modules
+                         for p in m.parameters())
+    return out
+
+
+def _flatten_tensors(obj: Any) -> List[Tensor]:
+    if isinstance(obj, Tensor):
+        return [obj]
+    if isinstance(obj, dict):
+        return [t for v in obj.values() for t in _flatten_tensors(v)]
+    if isinstance(obj, (list, tuple)):
+        return [t for v in obj for t in _flatten_tensors(v)]
+    return []
+
+
+class _Traced(nn.Module):
+    """Calls ``module(*args, **kwargs)``; returns a flat tuple of tensors."""
+
+    def __init__(self, module: nn.Module, kwargs: Dict):
+        super().__init__()
+        self.module = module
+        self.kwargs = kwargs
+
+    def forward(self, *args):
+        return tuple(_flatten_tensors(self.module(*args, **self.kwargs)))
+
+
+def _is_sparse_conv(module: nn.Module) -> bool:
+    try:
+        from spconv.pytorch.conv import SparseConvolution
+    except ImportError:  # pragma: no cover - spconv is a dependency
+        return False
+    return isinstance(module, SparseConvolution)
+
+
+def _has_sparse(module: nn.Module) -> bool:
+    return any(_is_sparse_conv(m) for m in module.modules())
+
+
+class _SparseCounter:
+    """Forward hooks adding up spconv multiply-adds from the rule book."""
+
+    def __init__(self, root: nn.Module):
+        self.macs = 0
+        self.problems: List[str] = []
+        self.handles = [
+            m.register_forward_hook(self._hook) for m in root.modules()
+            if _is_sparse_conv(m)
+        ]
+
+    def _hook(self, module, args, output) -> None:
+        data = getattr(output, 'indice_dict', {}).get(module.indice_key)
+        pair_num = getattr(data, 'indice_pair_num', None)
+        if pair_num is None:
+            self.problems.append(
+                f'{type(module).__name__}(indice_key={module.indice_key}): '
+                'no indice_pair_num (non-native spconv algorithm)')
+            return
+        pairs = int(pair_num.sum())
+        if module.subm:
+            pairs = 2 * pairs + int(output.features.shape[0])
+        self.macs += pairs * module.in_channels * module.out_channels
+
+    def remove(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+
+
+def _trace_flops(module: nn.Module, args: Tuple, kwargs: Dict
+                 ) -> Tuple[int, List[str]]:
+    from mmengine.analysis import FlopAnalyzer
+    analyzer = FlopAnalyzer(_Traced(module, kwargs), args)
+    analyzer.unsupported_ops_warnings(False)
+    analyzer.uncalled_modules_warnings(False)
+    analyzer.tracer_warnings('none')
+    total = int(analyzer.total())
+    return total, sorted(analyzer.unsupported_ops())
+
+
+def count_flops(model: nn.Module, run_forward) -> Dict[str, Any]:
+    """FLOPs per stage from one real forward pass.
+
+    Args:
+        model (nn.Module): The detector (eval mode).
+        run_forward (callable): Runs one ``predict`` pass of ``model``
+            (under ``torch.no_grad``).
+
+    Returns:
+        dict: ``total`` (sum of the counted stages), ``per_stage``,
+        ``per_module``, ``skipped`` (module name -> reason) and
+        ``uncounted_ops`` (op names FlopAnalyzer has no formula for, e.g.
+        ``aten::index_add``; their cost is not in the numbers).
+    """
+    stages = stage_modules(model)
+    captured: Dict[str, Tuple[Tuple, Dict]] = {}
+    handles = []
+    counters: Dict[str, _SparseCounter] = {}
+    for modules in stages.values():
+        for name, module in modules:
+            if name == 'data_preprocessor':
+                continue
+            if _has_sparse(module):
+                counters[name] = _SparseCounter(module)
+                continue
+
+            def pre_hook(mod, args, kwargs, _name=name):
+                captured.setdefault(_name, (args, kwargs))
+            handles.append(module.register_forward_pre_hook(
+                pre_hook, with_kwargs=True))
+    try:
+        with torch.no_grad():
+            run_forward()
+    finally:
+        for handle in handles:
+            handle.remove()
+        for counter in counters.values():
+            counter.remove()
+    per_module: Dict[str, int] = {}
+    skipped: Dict[str, str] = {}
+    uncounted = set()
+    named = dict(model.named_modules())
+    for name, counter in counters.items():
+        if counter.problems:
+            skipped[name] = '; '.join(sorted(set(counter.problems)))
+        else:
+            per_module[name] = counter.macs
+    for name, (args, kwargs) in captured.items():
+        try:
+            with torch.no_grad():
+                flops, ops = _trace_flops(named[name], args, kwargs)
+        except Exception as exc:  # tracing limits are reported, not fatal
+            first = str(exc).strip().splitlines()[0] if str(exc) else ''
+            skipped[name] = f'{type(exc).__name__}: {first[:200]}'
+            continue
+        per_module[name] = flops
+        uncounted.update(ops)
+    per_stage = {}
+    for stage, modules in stages.items():
+        names = [n for n, _ in modules if n in per_module]
+        if names:
+            per_stage[stage] = sum(per_module[n] for n in names)
+    return dict(
+        total=int(sum(per_module.values())),
+        per_stage=per_stage,
+        per_module=per_module,
+        skipped=skipped,
+        uncounted_ops=sorted(uncounted))

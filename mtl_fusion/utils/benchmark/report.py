@@ -1,0 +1,167 @@
+"""Targets and the markdown report of a benchmark result."""
+from typing import Dict, List
+
+__all__ = ['TARGETS', 'evaluate_targets', 'markdown_report']
+
+#: (key, description, limit): ratio <= limit is met.
+TARGETS = [
+    ('inference.params', 'params, multi / (det + seg)', 0.6),
+    ('inference.latency', 'latency, multi / (det + seg)', 0.6),
+    ('inference.peak_memory', 'peak memory, multi / (det + seg)', 0.6),
+    ('training.both.step_time', 'step time, calibration (both) / plain',
+     1.15),
+]
+
+
+def _ratio_value(result: Dict, key: str):
+    section, *rest = key.split('.')
+    ratios = (result.get(section) or {}).get('ratios') or {}
+    value = ratios
+    for part in rest:
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    if isinstance(value, dict):
+        value = value.get('median')
+    return value
+
+
+def evaluate_targets(result: Dict) -> List[Dict]:
+    """Check each measured ratio against its target.
+
+    Returns:
+        list[dict]: ``key``, ``description``, ``value`` (None when not
+        measured), ``limit`` and ``met`` (None when not measured).
+    """
+    out = []
+    for key, desc, limit in TARGETS:
+        value = _ratio_value(result, key)
+        out.append(dict(key=key, description=desc, value=value, limit=limit,
+                        met=None if value is None else bool(value <= limit)))
+    return out
+
+
+def _mb(num) -> str:
+    return f'{num / 2**20:.1f}'
+
+
+def _spread(stats: Dict, scale: float = 1.0, fmt: str = '{:.1f}') -> str:
+    return (fmt.format(stats['median'] * scale) + ' [' +
+            fmt.format(stats['p25'] * scale) + ', ' +
+            fmt.format(stats['p75'] * scale) + ']')
+
+
+def _inference_tables(inf: Dict, lines: List[str]) -> None:
+    models = inf['models']
+    lines += ['### Inference (per sample; median [IQR])', '',
+              '| model | role | params (M) | GFLOPs | latency (ms) | '
+              'peak memory (MB) |', '|---|---|---|---|---|---|']
+    for name, res in models.items():
+        flops = res.get('flops', {}).get('total')
+        gflops = f'{flops / 1e9 / res["flops"]["batch_size"]:.2f}' \
+            if flops is not None else '-'
+        lines.append(
+            f'| {name} | {res["role"]} | {res["params"]["total"] / 1e6:.3f} '
+            f'| {gflops} | {_spread(res["latency_s"], 1e3)} | '
+            f'{_mb(res["memory"]["peak_bytes"])} |')
+    ratios = inf.get('ratios')
+    if ratios:
+        flops = ratios.get('flops')
+        lines.append(
+            f'| **ratio** multi / sum | | {ratios["params"]:.3f} | '
+            f'{"-" if flops is None else f"{flops:.3f}"} | '
+            f'{_spread(ratios["latency"], 1, "{:.3f}")} | '
+            f'{ratios["peak_memory"]:.3f} |')
+    lines.append('')
+    for name, res in models.items():
+        skipped = res.get('flops', {}).get('skipped')
+        if skipped:
+            lines.append(f'FLOPs not counted for {name}: ' + '; '.join(
+                f'`{k}` ({v})' for k, v in skipped.items()))
+    lines.append('')
+
+
+def _stage_table(name: str, res: Dict, lines: List[str]) -> None:
+    stages = res['stages']
+    per_stage_flops = res.get('flops', {}).get('per_stage', {})
+    lines += [f'### Stage shares of `{name}` (per call, median [IQR])', '',
+              '| stage | time (ms) | share | params (M) | GFLOPs |',
+              '|---|---|---|---|---|']
+    for stage, entry in stages.items():
+        params = res['params'].get(stage)
+        flops = per_stage_flops.get(stage)
+        lines.append(
+            f'| {stage} | {_spread(entry["seconds"], 1e3)} | '
+            f'{100 * entry["share"]:.1f} % | '
+            f'{"-" if params is None else f"{params / 1e6:.3f}"} | '
+            f'{"-" if flops is None else f"{flops / 1e9:.2f}"} |')
+    lines.append('')
+
+
+def markdown_report(result: Dict) -> str:
+    """The result as markdown tables (inference, stages, training,
+    bev_pool, targets)."""
+    meta = result['meta']
+    lines = [f'## Benchmark of `{meta["config"]}`', '',
+             f'device {meta["device"]}, data {meta["data"]}, batch size '
+             f'{meta["batch_size"]}, warm-up {meta["warmup"]}, iterations '
+             f'{meta["iters"]} (training {meta["train_iters"]}), torch '
+             f'{meta["torch"]}, {meta["threads"]} threads. Memory: '
+             f'{meta["memory_method"]}.', '']
+    inf = result.get('inference')
+    if inf:
+        _inference_tables(inf, lines)
+        for name, res in inf['models'].items():
+            _stage_table(name, res, lines)
+    train = result.get('training')
+    if train:
+        lines += ['### Training step (median [IQR]; ratios per repetition '
+                  'vs plain)', '',
+                  f'calibration dict: {train["calibration_origin"]}; batch '
+                  f'size {train["batch_size"]}', '',
+                  '| variant | step time (s) | time / plain | peak memory '
+                  '(MB) | memory / plain |', '|---|---|---|---|---|']
+        for name, res in train['variants'].items():
+            ratio = train['ratios'].get(name)
+            lines.append(
+                f'| {name} | {_spread(res["step_time_s"], 1, "{:.3f}")} | '
+                + ('1' if ratio is None else
+                   _spread(ratio['step_time'], 1, '{:.3f}')) +
+                f' | {_mb(res["memory"]["peak_bytes"])} | ' +
+                ('1' if ratio is None else f'{ratio["peak_memory"]:.3f}') +
+                ' |')
+        lines.append('')
+    pool = result.get('bev_pool')
+    if pool:
+        inp = pool['throughput']['input']
+        lines += ['### bev_pool', '',
+                  f'throughput input: {inp["points"]} frustum points x '
+                  f'{inp["channels"]} channels, batch {inp["batch_size"]}, '
+                  f'grid {inp["grid_shape"]}, '
+                  f'{100 * inp["inside_fraction"]:.1f} % inside the grid', '',
+                  '| method | fwd err | grad err | forward (M points/s) | '
+                  'fwd+bwd (M points/s) | fwd time / '
+                  f'{pool["throughput"]["reference_method"]} |',
+                  '|---|---|---|---|---|---|']
+        for method, check in pool['correctness'].items():
+            thr = pool['throughput'].get(method)
+            if thr is None:
+                continue
+            lines.append(
+                f'| {method} | {check["forward_max_abs_err"]:.1e} | '
+                f'{check["grad_max_abs_err"]:.1e} | '
+                f'{_spread(thr["forward"]["points_per_s"], 1e-6)} | '
+                f'{_spread(thr["forward_backward"]["points_per_s"], 1e-6)} '
+                f'| {_spread(thr["forward"]["time_vs_reference"], 1, "{:.2f}")}'
+                ' |')
+        lines.append('')
+    lines += ['### Targets', '', '| ratio | measured | target | met |',
+              '|---|---|---|---|']
+    for t in result.get('targets', []):
+        value = '-' if t['value'] is None else f'{t["value"]:.3f}'
+        met = 'not measured' if t['met'] is None else (
+            'yes' if t['met'] else 'NO')
+        lines.append(f'| {t["description"]} | {value} | <= {t["limit"]} | '
+                     f'{met} |')
+    lines.append('')
+    return '\n'.join(lines)
