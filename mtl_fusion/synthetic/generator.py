@@ -132,7 +132,9 @@ class _SceneWorld:
         self.ego = EgoMotion(0.0, 0.0, speed, accel)
         travel = float(self.ego.u(self.key_times[-1] + 0.1))
         self.ego.u0 = -0.5 * travel
-        self.ego.lane_v = forward_side * 1.75
+        # the ego drives in the inner lane, sometimes in the outer one
+        lane = 1.75 if rng.random() < 0.7 else 5.25
+        self.ego.lane_v = forward_side * lane
         heading = float(rng.uniform(-np.pi, np.pi))
         origin = np.array(_SLOTS[slot]) + rng.uniform(-20, 20, 2) + 0.37
         self.layout = SceneLayout(origin, heading,

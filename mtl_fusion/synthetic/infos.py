@@ -160,6 +160,16 @@ def add_location_to_infos(info_path: str, root_path: str, version: str) -> int:
     return len(infos['data_list'])
 
 
+def _dump_empty_infos(path: str, version: str) -> None:
+    """Write a v2 info file without samples (a split with no scenes)."""
+    classes = ('car', 'truck', 'trailer', 'bus', 'construction_vehicle',
+               'bicycle', 'motorcycle', 'pedestrian', 'traffic_cone',
+               'barrier')
+    metainfo = dict(categories={c: i for i, c in enumerate(classes)},
+                    dataset='nuscenes', version=version, info_version='1.1')
+    mmengine.dump(dict(metainfo=metainfo, data_list=[]), path, 'pkl')
+
+
 def create_nuscenes_v2_infos(root_path: str,
                              version: str = 'v1.0-trainval',
                              out_dir: Optional[str] = None,
@@ -210,9 +220,13 @@ def create_nuscenes_v2_infos(root_path: str,
                     max_sweeps=max_sweeps)
                 for split in splits:
                     legacy = f'./data/nuscenes/{info_prefix}_infos_{split}.pkl'
-                    updater.update_nuscenes_infos(
-                        pkl_path=legacy, out_dir=out_dir)
-                    written.append(osp.join(out_dir, osp.basename(legacy)))
+                    out_path = osp.join(out_dir, osp.basename(legacy))
+                    if mmengine.load(legacy)['infos']:
+                        updater.update_nuscenes_infos(
+                            pkl_path=legacy, out_dir=out_dir)
+                    else:  # the updater cannot handle an empty split
+                        _dump_empty_infos(out_path, version)
+                    written.append(out_path)
         finally:
             os.chdir(cwd)
     for path in written:

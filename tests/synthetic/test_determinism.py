@@ -99,3 +99,13 @@ def test_mmdet3d_dataset_resolves_every_file(tmp_path):
                 assert osp.isfile(info['images'][cam]['img_path'])
             assert info['location'] in ('singapore-onenorth', 'boston-seaport')
             assert len(info['ann_info']['gt_bboxes_3d']) > 0
+
+
+def test_single_scene_world_has_an_empty_val_split(tmp_path):
+    root = generate_synthetic_nuscenes(str(tmp_path / 'one'), num_scenes=1,
+                                       samples_per_scene=2, seed=2,
+                                       progress=False)
+    train = mmengine.load(osp.join(root, 'nuscenes_infos_train.pkl'))
+    val = mmengine.load(osp.join(root, 'nuscenes_infos_val.pkl'))
+    assert len(train['data_list']) == 2 and val['data_list'] == []
+    assert val['metainfo'] == train['metainfo']
