@@ -183,12 +183,16 @@ def _points_in_boxes(points: np.ndarray, centres: np.ndarray,
     if len(centres) == 0 or len(points) == 0:
         return counts
     pts = points[:, :3].astype(np.float64)
-    # bounding-circle prefilter for all boxes at once
+    # candidates: points within the box's bounding circle along x (sorted)
+    order = np.argsort(pts[:, 0], kind='stable')
+    xs = pts[order, 0]
     radius = 0.5 * np.linalg.norm(sizes[:, :2], axis=1) + 1e-3
-    d2 = ((pts[:, None, :2] - centres[None, :, :2])**2).sum(-1)
-    near = d2 <= radius[None]**2
-    for i in np.nonzero(near.any(0))[0]:
-        d = pts[near[:, i]] - centres[i]
+    lo = np.searchsorted(xs, centres[:, 0] - radius, side='left')
+    hi = np.searchsorted(xs, centres[:, 0] + radius, side='right')
+    for i in range(len(centres)):
+        if hi[i] <= lo[i]:
+            continue
+        d = pts[order[lo[i]:hi[i]]] - centres[i]
         c, s = np.cos(yaws[i]), np.sin(yaws[i])
         along = d[:, 0] * c + d[:, 1] * s
         across = -d[:, 0] * s + d[:, 1] * c
