@@ -6,8 +6,9 @@ from mmdet3d.models.detectors import Base3DDetector
 from mmdet3d.registry import MODELS
 from mmdet3d.structures import Det3DDataSample
 from mmdet3d.utils import ConfigType, OptConfigType, OptMultiConfig
+from mmengine.model import ModuleDict
 from mmengine.structures import InstanceData
-from torch import Tensor, nn
+from torch import Tensor
 
 from ..view_transforms import DepthLSSTransform, stack_camera_params
 
@@ -123,7 +124,8 @@ class MultiTaskBEVFusion(Base3DDetector):
         self.bev_backbone = MODELS.build(bev_backbone) if bev_backbone \
             else None
         self.bev_neck = MODELS.build(bev_neck) if bev_neck else None
-        self.task_heads = nn.ModuleDict(
+        # mmengine's ModuleDict, so that init_weights() reaches the heads
+        self.task_heads = ModuleDict(
             {name: MODELS.build(cfg)
              for name, cfg in task_heads.items()})
 
