@@ -64,9 +64,9 @@ def _sample(seed, with_det=True, with_map=True):
     if not with_det:
         sample.set_metainfo(dict(has_det_labels=False))
     if with_map:
-        masks = torch.zeros(6, 100, 100, dtype=torch.bool)
-        masks[0, :, 40:60] = True  # a road along y
-        masks[2, :, 30:40] = True
+        masks = torch.zeros(6, 200, 200, dtype=torch.bool)
+        masks[0, :, 80:120] = True  # a road along y
+        masks[2, :, 60:80] = True
         sample.gt_bev_masks = masks
     return sample
 
@@ -123,7 +123,7 @@ def test_multi_task_fusion_loss_and_predict():
         assert pred.bboxes_3d.tensor.shape[1] == 9
         assert len(pred.scores_3d) == len(pred.labels_3d) > 0
         masks = res.pred_bev_masks
-        assert masks.shape == (6, 100, 100)
+        assert masks.shape == (6, 200, 200)
         assert ((masks >= 0) & (masks <= 1)).all()
 
 
@@ -172,7 +172,7 @@ def test_modality_drop_at_test_time(dropped):
     assert captured['inputs'][order.index(dropped)] is None
     kept = [m for m in order if m != dropped][0]
     assert captured['inputs'][order.index(kept)] is not None
-    assert res.pred_bev_masks.shape == (6, 100, 100)
+    assert res.pred_bev_masks.shape == (6, 200, 200)
     model.set_drop_modality(None)
     with pytest.raises(ValueError, match='radar'):
         model.set_drop_modality('radar')
