@@ -123,4 +123,9 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except (FileNotFoundError, FileExistsError, ValueError, KeyError) as err:
+        # bad input: one clear line naming the path / key, no traceback
+        print(f'create_data.py: error: {err}', file=sys.stderr)
+        sys.exit(2)

@@ -217,10 +217,8 @@ def _ground_texture(shape: Tuple[int, int], seed) -> np.ndarray:
 class _Generator:
     """Writes the sensor data and records of all scenes."""
 
-    def __init__(self, root: str, seed: int, sweeps: int,
-                 progress: bool) -> None:
+    def __init__(self, root: str, seed: int, sweeps: int) -> None:
         self.root, self.seed, self.sweeps = root, seed, sweeps
-        self.progress = progress
         self.rig = build_rig()
         self.lidar2ego = self.rig[LIDAR_CHANNEL].sensor2ego
         self.lidar = LidarSimulator(sensor_height=self.lidar2ego[2, 3])
@@ -240,7 +238,13 @@ class _Generator:
 
     # ------------------------------------------------------------------
     def _scan(self, world: _SceneWorld, t: float, actors: List[Actor],
-              frame_seed):
+              frame_seed) -> tuple:
+        """LiDAR frame at scene time ``t``.
+
+        Returns:
+            tuple: ego pose ``(x, y, yaw)``, the scan dict of
+            :meth:`LidarSimulator.scan` and the points-in-box count per actor.
+        """
         pose = world.ego_pose(t)
         g2l = _global_to_sensor(pose, self.lidar2ego)
         centres, sizes, yaws = world.boxes(t, actors)
@@ -250,8 +254,7 @@ class _Generator:
         rng = np.random.default_rng(frame_seed)
         out = self.lidar.scan(c_l, sizes, yaw_l, intens, rng)
         counts = _points_in_boxes(out['points'], c_l, sizes, yaw_l)
-        dist = np.linalg.norm(centres[:, :2] - np.array(pose[:2]), axis=1)
-        return pose, out, counts, dist
+        return pose, out, counts
 
     @staticmethod
     def _annotated(counts: np.ndarray) -> np.ndarray:
@@ -263,6 +266,11 @@ class _Generator:
 
     def run_scene(self, index: int, name: str, location: str, slot: int,
                   num_samples: int) -> Dict[str, int]:
+        """Simulate one scene and add its files and records.
+
+        Returns:
+            dict[str, int]: Counts for the progress log.
+        """
         world = _SceneWorld(name, index, location, slot, num_samples,
                             self.sweeps, self.seed)
         self.maps.add_scene(location, world.layout)
@@ -320,7 +328,7 @@ class _Generator:
             for j in range(self.sweeps, -1, -1):
                 t = world.key_times[k] - j * dt
                 ts = key_us[k] - int(round(j * dt * 1e6))
-                pose, out, counts, dist = self._scan(
+                pose, out, counts = self._scan(
                     world, t, actors, [self.seed, index, k, 0]
                     if j == 0 else [self.seed, index, k, j, 1])
                 key = j == 0
@@ -333,8 +341,8 @@ class _Generator:
                     self._sample_data(sample_toks[k], LIDAR_CHANNEL, ts, pose,
                                       key, fname, 0, 0))
                 if key:
-                    self._annotate(world, actors, k, sample_toks[k], pose, out,
-                                   counts, dist, ann_chains)
+                    self._annotate(world, actors, k, sample_toks[k], out,
+                                   counts, ann_chains)
             for ch in CAMERA_CHANNELS:
                 t = world.key_times[k] + _CAMERA_DELAY[ch]
                 ts = key_us[k] + int(round(_CAMERA_DELAY[ch] * 1e6))
@@ -383,16 +391,17 @@ class _Generator:
     def _select_actors(self, world: _SceneWorld, index: int) -> List[Actor]:
         """Actors annotated in >= 2 key frames; missing classes respawned.
 
-        Objects occluded or out of range in all but one key frame are removed
-        from the world (so nothing unannotated remains in the sensor data);
-        classes that end up missing get new objects, a few rounds at most.
+        Objects without LiDAR returns in all but one key frame are removed
+        from the world (so that few unannotated objects remain in the sensor
+        data); classes that end up missing get new objects, a few rounds at
+        most.
         """
         actors = list(world.spawner.actors)
         for round_ in range(6):
             flags = []
             for k, t in enumerate(world.key_times):
-                _, _, counts, dist = self._scan(world, t, actors,
-                                                [self.seed, index, k, 0])
+                _, _, counts = self._scan(world, t, actors,
+                                          [self.seed, index, k, 0])
                 flags.append(self._annotated(counts))
             keep = np.stack(flags).sum(0) >= 2 if actors else []
             actors = [a for a, kp in zip(actors, keep) if kp]
@@ -409,8 +418,10 @@ class _Generator:
                     actors.append(world.spawner.actors[before])
         return actors
 
-    def _annotate(self, world, actors, k, sample_tok, pose, out, counts, dist,
-                  ann_chains) -> None:
+    def _annotate(self, world: _SceneWorld, actors: List[Actor], k: int,
+                  sample_tok: str, out: dict, counts: np.ndarray,
+                  ann_chains: Dict[int, List[dict]]) -> None:
+        """Append key frame ``k``'s annotation records to ``ann_chains``."""
         tb = self.tables
         t = world.key_times[k]
         centres, sizes, yaws = world.boxes(t, actors)
@@ -440,6 +451,7 @@ class _Generator:
 
     def _sample_data(self, sample_tok, channel, ts, pose, key, fname, width,
                      height) -> dict:
+        """A sample_data record (and its own ego_pose record)."""
         tb = self.tables
         pose_tok = tb.new_token()
         x, y, yaw = pose
@@ -467,10 +479,12 @@ class _Generator:
 
     @staticmethod
     def _link(chain: List[dict]) -> None:
+        """Fill ``prev`` / ``next`` along a chain of records."""
         for a, b in zip(chain[:-1], chain[1:]):
             a['next'], b['prev'] = b['token'], a['token']
 
     def finish(self) -> None:
+        """Write the tables, the map expansion and the map PNGs."""
         self.tables.add_maps(self.logs_by_location)
         self.tables.write(self.root, VERSION)
         self.maps.write(self.root)
@@ -541,7 +555,7 @@ def _generate(root_path: str, num_scenes: int, samples_per_scene: int,
                 seed=seed,
                 sweeps_per_sample=sweeps_per_sample), f)
     start = time.time()
-    gen = _Generator(root, seed, sweeps_per_sample, progress)
+    gen = _Generator(root, seed, sweeps_per_sample)
     slots: Dict[str, int] = {}
     for index, name in enumerate(names):
         location = SCENE_LOCATIONS[name]
