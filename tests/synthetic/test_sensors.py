@@ -103,7 +103,6 @@ def test_box_centres_project_onto_painted_objects(synthetic_nuscenes,
                 total += 1
                 matched += int(own < 0.05 and own < min(others))
     assert total > 60
-    print("object colour", matched, total)
     assert matched / total > 0.97, (matched, total)
 
 
@@ -183,6 +182,9 @@ def test_front_camera_ground_matches_map(synthetic_nuscenes, maps):
                                                     int(u) - 1:int(u) +
                                                     2].reshape(-1, 3).mean(0))
                 m = masks[:, i, j]
+                block = masks[:, i - 1:i + 2, j - 1:j + 2]
+                if not (block == m[:, None, None]).all():
+                    continue  # a class border runs through this cell
                 # MAP_CLASSES: drivable, crossing, walkway, stop, carpark,
                 # divider
                 if m[1] or m[3] or m[5]:
@@ -196,8 +198,7 @@ def test_front_camera_ground_matches_map(synthetic_nuscenes, maps):
                     expected == 'road'
                     and painted in ('lane_paint', 'crossing_paint'))
     assert total > 100
-    print("ground agreement", agree, total)
-    assert agree / total > 0.95, (agree, total)
+    assert agree / total > 0.98, (agree, total)
 
 
 def test_lidar_ground_intensity_does_not_reveal_map_class(
@@ -234,7 +235,6 @@ def test_lidar_ground_intensity_does_not_reveal_map_class(
             len(np.concatenate(v)))
         for c, v in by_class.items()
     }
-    print(stats)
     ref_mean, ref_std, _ = stats[0]
     for c, (mean, std, n) in stats.items():
         assert n > 500, stats
