@@ -202,6 +202,12 @@ def _points_in_boxes(points: np.ndarray, centres: np.ndarray,
     return counts
 
 
+def _imwrite(path: str, img: np.ndarray, params=()) -> None:
+    """``cv2.imwrite`` that raises instead of returning False."""
+    if not cv2.imwrite(path, img, list(params)):
+        raise OSError(f'could not write image {path}')
+
+
 def _ground_texture(shape: Tuple[int, int], seed) -> np.ndarray:
     """Tiled brightness noise (uint8, 128 = neutral) for the ground raster."""
     rng = np.random.default_rng(seed)
@@ -354,9 +360,8 @@ class _Generator:
                 img = self.cameras[ch].render(pose, world.layout, raster,
                                               raster_origin, texture, boxes)
                 fname = f'samples/{ch}/{logfile}__{ch}__{ts}.jpg'
-                cv2.imwrite(
-                    osp.join(self.root, fname), img[..., ::-1],
-                    [cv2.IMWRITE_JPEG_QUALITY, 90])
+                _imwrite(osp.join(self.root, fname), img[..., ::-1],
+                         [cv2.IMWRITE_JPEG_QUALITY, 90])
                 cam_chains[ch].append(
                     self._sample_data(sample_toks[k], ch, ts, pose, True,
                                       fname, *IMAGE_SIZE))
@@ -489,9 +494,8 @@ class _Generator:
         self.tables.write(self.root, VERSION)
         self.maps.write(self.root)
         for png_hash in MAP_HASHES.values():
-            cv2.imwrite(
-                osp.join(self.root, 'maps', f'{png_hash}.png'),
-                np.zeros((32, 32), np.uint8))
+            _imwrite(osp.join(self.root, 'maps', f'{png_hash}.png'),
+                     np.zeros((32, 32), np.uint8))
 
 
 def generate_synthetic_nuscenes(root_path: str,

@@ -155,7 +155,17 @@ def add_location_to_infos(info_path: str, root_path: str, version: str) -> int:
         if token not in sample_scene:
             raise KeyError(f'{info_path}: sample token {token!r} not found in '
                            f'{root_path}/{version}/sample.json')
-        entry['location'] = log_location[scene_log[sample_scene[token]]]
+        scene = sample_scene[token]
+        if scene not in scene_log:
+            raise KeyError(f'{root_path}/{version}/sample.json: sample '
+                           f'{token!r} has scene_token {scene!r}, which is '
+                           f'not in scene.json')
+        log = scene_log[scene]
+        if log not in log_location:
+            raise KeyError(f'{root_path}/{version}/scene.json: scene '
+                           f'{scene!r} has log_token {log!r}, which is not '
+                           f'in log.json')
+        entry['location'] = log_location[log]
     mmengine.dump(infos, info_path)
     return len(infos['data_list'])
 
