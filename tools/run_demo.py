@@ -77,11 +77,16 @@ def _ensure_world(data_root):
 def _set_iters(cfg, iters):
     """Shorten/lengthen an iteration-based schedule (and its LR curve)."""
     cfg.train_cfg.max_iters = iters
+    schedulers = []
     for sched in cfg.get('param_scheduler', []) or []:
+        if sched.get('begin', 0) >= iters:
+            continue  # starts after the end of the shortened run
         if sched.get('end', 0) > iters:
             sched['end'] = iters
         if 'T_max' in sched:
             sched['T_max'] = max(1, sched['end'] - sched.get('begin', 0))
+        schedulers.append(sched)
+    cfg.param_scheduler = schedulers
     if cfg.default_hooks.get('checkpoint'):
         cfg.default_hooks.checkpoint.interval = min(
             cfg.default_hooks.checkpoint.get('interval', iters), iters)
@@ -129,8 +134,9 @@ def write_report(out_dir, untrained, trained, extra):
         f.write('\n'.join(lines) + '\n')
     render_metrics_table(
         osp.join(out_dir, 'metrics.png'),
-        [['metric', 'untrained', 'trained']] +
-        [[n, fmt(u), fmt(t)] for n, u, t in rows])
+        [dict(metric=n, untrained=u, trained=t) for n, u, t in rows],
+        fmt='{:.4f}',
+        title='untrained vs trained (synthetic val)')
     return '\n'.join(lines)
 
 
