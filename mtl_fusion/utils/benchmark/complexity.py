@@ -11,7 +11,8 @@ pairs it gathered (``indice_pair_num``; a submanifold layer also applies
 its centre tap to every site, and spconv stores each symmetric offset pair
 once) times ``in_channels * out_channels``. A module that can be counted
 neither way is reported in ``skipped`` with the reason, and its FLOPs are
-left out of the total.
+left out of the total; a module whose whole forward cannot be traced is
+split into its children (see :func:`count_flops`).
 """
 from typing import Any, Dict, List, Tuple
 
@@ -113,36 +114,25 @@ def _trace_flops(module: nn.Module, args: Tuple, kwargs: Dict
     return total, sorted(analyzer.unsupported_ops())
 
 
-def count_flops(model: nn.Module, run_forward) -> Dict[str, Any]:
-    """FLOPs per stage from one real forward pass.
-
-    Args:
-        model (nn.Module): The detector (eval mode).
-        run_forward (callable): Runs one ``predict`` pass of ``model``
-            (under ``torch.no_grad``).
-
-    Returns:
-        dict: ``total`` (sum of the counted stages), ``per_stage``,
-        ``per_module``, ``skipped`` (module name -> reason) and
-        ``uncounted_ops`` (op names FlopAnalyzer has no formula for, e.g.
-        ``aten::index_add``; their cost is not in the numbers).
-    """
-    stages = stage_modules(model)
+def _capture_inputs(model: nn.Module, names: List[str], run_forward
+                    ) -> Tuple[Dict[str, Tuple[Tuple, Dict]],
+                               Dict[str, _SparseCounter]]:
+    """One forward pass recording the first call's inputs of each named
+    module; modules containing spconv layers get a rule-book counter."""
+    named = dict(model.named_modules())
     captured: Dict[str, Tuple[Tuple, Dict]] = {}
-    handles = []
     counters: Dict[str, _SparseCounter] = {}
-    for modules in stages.values():
-        for name, module in modules:
-            if name == 'data_preprocessor':
-                continue
-            if _has_sparse(module):
-                counters[name] = _SparseCounter(module)
-                continue
+    handles = []
+    for name in names:
+        module = named[name]
+        if _has_sparse(module):
+            counters[name] = _SparseCounter(module)
+            continue
 
-            def pre_hook(mod, args, kwargs, _name=name):
-                captured.setdefault(_name, (args, kwargs))
-            handles.append(module.register_forward_pre_hook(
-                pre_hook, with_kwargs=True))
+        def pre_hook(mod, args, kwargs, _name=name):
+            captured.setdefault(_name, (args, kwargs))
+        handles.append(
+            module.register_forward_pre_hook(pre_hook, with_kwargs=True))
     try:
         with torch.no_grad():
             run_forward()
@@ -151,33 +141,92 @@ def count_flops(model: nn.Module, run_forward) -> Dict[str, Any]:
             handle.remove()
         for counter in counters.values():
             counter.remove()
+    return captured, counters
+
+
+def count_flops(model: nn.Module, run_forward, max_depth: int = 2
+                ) -> Dict[str, Any]:
+    """FLOPs per stage from real forward passes.
+
+    A stage module that cannot be traced as a whole (e.g. the LSS view
+    transform, whose ``bev_pool`` sizes depend on the data) is split into its
+    child modules, which are traced instead (one more forward pass per
+    level, up to ``max_depth`` levels); the parent is then listed in
+    ``partial`` because its own tensor operations outside the children are
+    not counted.
+
+    Args:
+        model (nn.Module): The detector (eval mode).
+        run_forward (callable): Runs one ``predict`` pass of ``model``.
+        max_depth (int): Levels of children to try. Defaults to 2.
+
+    Returns:
+        dict: ``total`` (sum of what was counted), ``per_stage``,
+        ``per_module``, ``partial`` (module -> why only its children were
+        counted), ``skipped`` (module -> reason, not counted at all) and
+        ``uncounted_ops`` (op names FlopAnalyzer has no formula for, e.g.
+        ``aten::index_add``; their cost is not in the numbers).
+    """
+    stages = stage_modules(model)
+    named = dict(model.named_modules())
+    stage_of: Dict[str, str] = {}
+    pending: List[str] = []
+    for stage, modules in stages.items():
+        for name, _ in modules:
+            if name != 'data_preprocessor':
+                stage_of[name] = stage
+                pending.append(name)
     per_module: Dict[str, int] = {}
+    partial: Dict[str, str] = {}
     skipped: Dict[str, str] = {}
     uncounted = set()
-    named = dict(model.named_modules())
-    for name, counter in counters.items():
-        if counter.problems:
-            skipped[name] = '; '.join(sorted(set(counter.problems)))
-        else:
-            per_module[name] = counter.macs
-    for name, (args, kwargs) in captured.items():
-        try:
-            with torch.no_grad():
-                flops, ops = _trace_flops(named[name], args, kwargs)
-        except Exception as exc:  # tracing limits are reported, not fatal
-            first = str(exc).strip().splitlines()[0] if str(exc) else ''
-            skipped[name] = f'{type(exc).__name__}: {first[:200]}'
-            continue
-        per_module[name] = flops
-        uncounted.update(ops)
-    per_stage = {}
-    for stage, modules in stages.items():
-        names = [n for n, _ in modules if n in per_module]
-        if names:
-            per_stage[stage] = sum(per_module[n] for n in names)
+    for depth in range(max_depth + 1):
+        if not pending:
+            break
+        captured, counters = _capture_inputs(model, pending, run_forward)
+        retry: List[str] = []
+        for name, counter in counters.items():
+            if counter.problems:
+                skipped[name] = '; '.join(sorted(set(counter.problems)))
+            else:
+                per_module[name] = counter.macs
+        for name in pending:
+            if name in counters:
+                continue
+            if name not in captured:
+                continue  # not called in this pass (e.g. an unused child)
+            args, kwargs = captured[name]
+            try:
+                with torch.no_grad():
+                    flops, ops = _trace_flops(named[name], args, kwargs)
+            except Exception as exc:  # tracing limits are reported
+                first = str(exc).strip().splitlines()[0] if str(exc) else ''
+                reason = f'{type(exc).__name__}: {first[:160]}'
+                children = [f'{name}.{c}' for c, m in
+                            named[name].named_children()
+                            if any(True for _ in m.parameters())
+                            or _has_sparse(m)]
+                if depth < max_depth and children:
+                    partial[name] = (f'not traceable as a whole ({reason}); '
+                                     f'counted children {children}')
+                    for child in children:
+                        stage_of[child] = stage_of[name]
+                    retry += children
+                else:
+                    skipped[name] = reason
+                continue
+            per_module[name] = flops
+            uncounted.update(ops)
+        pending = retry
+    per_stage: Dict[str, int] = {}
+    for name, flops in per_module.items():
+        stage = stage_of[name]
+        per_stage[stage] = per_stage.get(stage, 0) + flops
+    ordered = {s: per_stage[s] for s in stages if s in per_stage}
     return dict(
         total=int(sum(per_module.values())),
-        per_stage=per_stage,
+        per_stage=ordered,
         per_module=per_module,
+        partial=partial,
         skipped=skipped,
         uncounted_ops=sorted(uncounted))

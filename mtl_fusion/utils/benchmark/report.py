@@ -74,10 +74,16 @@ def _inference_tables(inf: Dict, lines: List[str]) -> None:
             f'{ratios["peak_memory"]:.3f} |')
     lines.append('')
     for name, res in models.items():
-        skipped = res.get('flops', {}).get('skipped')
-        if skipped:
-            lines.append(f'FLOPs not counted for {name}: ' + '; '.join(
-                f'`{k}` ({v})' for k, v in skipped.items()))
+        flops = res.get('flops', {})
+        if flops.get('skipped'):
+            lines.append(f'- FLOPs not counted for {name}: ' + '; '.join(
+                f'`{k}` ({v})' for k, v in flops['skipped'].items()))
+        if flops.get('partial'):
+            lines.append(f'- FLOPs partly counted for {name}: ' + '; '.join(
+                f'`{k}` {v}' for k, v in flops['partial'].items()))
+        if flops.get('uncounted_ops'):
+            lines.append(f'- ops without a FLOP formula in {name} (not '
+                         'counted): ' + ', '.join(flops['uncounted_ops']))
     lines.append('')
 
 

@@ -87,7 +87,16 @@ def build_model(cfg: Config, device: torch.device, seed: int = 0):
     torch.manual_seed(seed)
     model = MODELS.build(copy.deepcopy(cfg.model))
     if hasattr(model, 'init_weights'):
-        model.init_weights()
+        # mmengine logs every parameter's initialiser at INFO: keep the
+        # benchmark output readable
+        from mmengine.logging import MMLogger
+        logger = MMLogger.get_current_instance()
+        level = logger.level
+        logger.setLevel('WARNING')
+        try:
+            model.init_weights()
+        finally:
+            logger.setLevel(level)
     return model.to(device)
 
 
