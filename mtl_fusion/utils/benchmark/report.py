@@ -158,8 +158,8 @@ def markdown_report(result: Dict) -> str:
                 f'{check["grad_max_abs_err"]:.1e} | '
                 f'{_spread(thr["forward"]["points_per_s"], 1e-6)} | '
                 f'{_spread(thr["forward_backward"]["points_per_s"], 1e-6)} '
-                f'| {_spread(thr["forward"]["time_vs_reference"], 1, "{:.2f}")}'
-                ' |')
+                '| ' + _spread(thr['forward']['time_vs_reference'], 1,
+                               '{:.2f}') + ' |')
         lines.append('')
     lines += ['### Targets', '', '| ratio | measured | target | met |',
               '|---|---|---|---|']

@@ -1,0 +1,174 @@
+"""tools/benchmark.py on the tiny configs, and its bev_pool reference.
+
+The tool runs in-process with one iteration (no thresholds are asserted:
+timings on a shared CPU say nothing in a test); the test checks the JSON
+structure, that every ratio is a positive finite number and that the
+bev_pool methods agree with the brute-force loop.
+"""
+import importlib.util
+import json
+import math
+import os.path as osp
+
+import pytest
+import torch
+
+from mtl_fusion.ops import BEV_POOL_METHODS, bev_pool
+from mtl_fusion.utils import benchmark as bm
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+CFG = osp.join(REPO, 'configs/fuller')
+MTL = osp.join(CFG, 'fuller_tiny-fusion-mtl_1xb2-600i_synthetic-nus.py')
+DET = osp.join(CFG, 'fuller_tiny-fusion-det_1xb2-600i_synthetic-nus.py')
+SEG = osp.join(CFG, 'fuller_tiny-fusion-seg_1xb2-600i_synthetic-nus.py')
+CALIB = osp.join(CFG,
+                 'fuller_tiny-fusion-mtl-calib_1xb2-600i_synthetic-nus.py')
+
+
+def _load_tool():
+    spec = importlib.util.spec_from_file_location(
+        'benchmark_tool', osp.join(REPO, 'tools/benchmark.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _positive_finite_leaves(obj, path=''):
+    """Every number in a ratio dict (summaries included) is > 0 and finite."""
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            if key == 'n':
+                continue
+            _positive_finite_leaves(value, f'{path}.{key}')
+    else:
+        assert bm.is_positive_finite(obj), f'{path} = {obj!r}'
+
+
+def test_reference_bev_pool_golden():
+    feats = torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0], [7.0, 8.0]])
+    # (batch, y, x) on a 2 x 3 grid; the last point is outside
+    coords = torch.tensor([[0, 0, 1], [0, 0, 1], [1, 1, 2], [0, 2, 0]])
+    out = bm.reference_bev_pool(feats, coords, 2, (2, 3))
+    expected = torch.zeros(2, 2, 2, 3, dtype=torch.float64)
+    expected[0, :, 0, 1] = torch.tensor([4.0, 6.0])
+    expected[1, :, 1, 2] = torch.tensor([5.0, 6.0])
+    assert torch.equal(out, expected)
+    for method in BEV_POOL_METHODS:
+        got = bev_pool(feats, coords, 2, (2, 3), method=method)
+        assert torch.allclose(got.double(), expected), method
+
+
+def test_bev_pool_methods_agree_with_brute_force():
+    result = bm.check_bev_pool(num_points=300, channels=3,
+                               grid_shape=(2, 5, 6), seed=3)
+    assert set(result) == set(BEV_POOL_METHODS)
+    for method, check in result.items():
+        assert check['ok'], (method, check)
+
+
+def test_summarize_and_ratios():
+    stats = bm.summarize([4.0, 1.0, 3.0, 2.0])
+    assert stats == dict(median=2.5, p25=1.75, p75=3.25, min=1.0, max=4.0,
+                         n=4)
+    assert bm.per_rep_ratio([2.0, 3.0], [[1.0, 1.0], [1.0, 2.0]]) == [
+        1.0, 1.0
+    ]
+
+
+def test_random_batch_follows_the_config():
+    cfg = bm.load_config(MTL)
+    batch = bm.random_batch(cfg, 2, seed=0, num_points=4000)
+    assert len(batch['data_samples']) == 2
+    height, width = cfg.model.view_transform.image_size
+    pc_range = cfg.point_cloud_range
+    for points, img, sample in zip(batch['inputs']['points'],
+                                   batch['inputs']['img'],
+                                   batch['data_samples']):
+        assert img.shape == (6, 3, height, width)
+        assert points.shape[1] == 5 and 0 < len(points) <= 4000
+        assert (points[:, 0] > pc_range[0]).all()
+        assert (points[:, 1] < pc_range[4]).all()
+        assert sample.gt_bev_masks.shape == (6, 200, 200)
+        assert len(sample.gt_instances_3d.labels_3d) > 0
+        assert sample.metainfo['cam2img'].shape == (6, 4, 4)
+
+
+def test_bad_options_are_named():
+    tool = _load_tool()
+    with pytest.raises(SystemExit):
+        tool.parse_args([MTL, '--sections', 'nonsense'])
+    with pytest.raises(SystemExit):
+        tool.parse_args([MTL, '--iters', '0'])
+    with pytest.raises(FileNotFoundError, match='no_such.py'):
+        bm.load_config('no_such.py')
+    cfg = bm.load_config(MTL, data_root='/nonexistent/root')
+    with pytest.raises(FileNotFoundError, match='/nonexistent/root'):
+        bm.make_batches(cfg, 'synthetic', 1, 1)
+    with pytest.raises(ValueError, match='--data'):
+        bm.make_batches(cfg, 'lidar', 1, 1)
+
+
+def test_synthetic_batches_come_from_the_dataloader(synthetic_nuscenes):
+    cfg = bm.load_config(MTL, data_root=synthetic_nuscenes)
+    (batch, ) = bm.make_batches(cfg, 'synthetic', 2, 1, split='train')
+    assert len(batch['data_samples']) == 2
+    assert batch['inputs']['img'][0].shape[:2] == (6, 3)
+    assert 'gt_bev_masks' in batch['data_samples'][0]
+
+
+def test_benchmark_tool_on_tiny_configs(tmp_path):
+    # random inputs with few points keep this under a minute; the dataloader
+    # path is covered by the test above
+    tool = _load_tool()
+    out = tmp_path / 'bench.json'
+    tool.main([
+        MTL, '--compare', DET, SEG, '--calib-config', CALIB, '--iters', '1',
+        '--warmup', '0', '--batch-size', '1', '--data', 'random',
+        '--num-points', '6000', '--out', str(out)
+    ])
+    result = json.loads(out.read_text())
+    assert set(result) >= {'meta', 'inference', 'training', 'bev_pool',
+                           'targets'}
+    assert result['meta']['data'] == 'random'
+
+    models = result['inference']['models']
+    assert [m['role'] for m in models.values()] == ['multi', 'single',
+                                                    'single']
+    for res in models.values():
+        assert res['params']['total'] > 0
+        assert res['memory']['peak_bytes'] > res['memory']['resident_bytes']
+        assert res['flops']['total'] > 0
+        assert res['latency_s']['n'] == 1
+        stages = res['stages']
+        assert {'preprocess', 'camera backbone', 'view transform',
+                'LiDAR encoder', 'fuser', 'decoder'} <= set(stages)
+        assert stages['total']['seconds']['median'] > 0
+    mtl = models[osp.splitext(osp.basename(MTL))[0]]
+    assert {'head:det', 'head:seg'} <= set(mtl['stages'])
+    # the sparse encoder is counted from spconv's rule book
+    assert mtl['flops']['per_module']['pts_middle_encoder'] > 0
+    ratios = result['inference']['ratios']
+    assert set(ratios) == {'params', 'flops', 'latency', 'peak_memory'}
+    _positive_finite_leaves(ratios)
+
+    train = result['training']
+    assert list(train['variants']) == list(bm.VARIANTS)
+    assert train['calibration_origin'] == 'config'
+    assert set(train['ratios']) == {'inter', 'intra', 'both'}
+    _positive_finite_leaves(train['ratios'])
+    both = train['variants']['both']['optim_wrapper']
+    assert both['type'] == 'FullerOptimWrapper'
+    assert both['calibration']['gate'] is not None
+    assert train['variants']['inter']['optim_wrapper']['calibration'][
+        'gate'] is None
+
+    pool = result['bev_pool']
+    assert all(c['ok'] for c in pool['correctness'].values())
+    for method in BEV_POOL_METHODS:
+        thr = pool['throughput'][method]['forward']['points_per_s']
+        assert math.isfinite(thr['median']) and thr['median'] > 0
+    assert 0 < pool['throughput']['input']['inside_fraction'] <= 1
+    assert [t['key'] for t in result['targets']] == [
+        k for k, _, _ in bm.TARGETS]
+    for target in result['targets']:
+        assert bm.is_positive_finite(target['value'])

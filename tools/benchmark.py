@@ -1,0 +1,224 @@
+"""Benchmark what multi-task fusion is for: one model instead of two.
+
+Measures, after warm-up, with median and interquartile range over
+interleaved repetitions:
+
+1. inference of the multi-task model and of the single-task models given
+   with ``--compare``: latency per sample, peak memory, parameters, FLOPs,
+   the share of time per stage; ratios multi / sum(singles);
+2. the training step with FULLER's gradient calibration (inter, intra,
+   both) against the plain summed-loss step, on the same weights and
+   batches; ratios to plain;
+3. the bev_pool implementations against a brute-force loop and against
+   each other (points per second on the model's real frustum).
+
+A markdown report goes to stdout, everything to ``--out`` (JSON). How to
+read it: docs/benchmark.md.
+
+Examples:
+    C=configs/fuller
+    python tools/benchmark.py \
+        $C/fuller_tiny-fusion-mtl_1xb2-600i_synthetic-nus.py \
+        --compare $C/fuller_tiny-fusion-det_1xb2-600i_synthetic-nus.py \
+        $C/fuller_tiny-fusion-seg_1xb2-600i_synthetic-nus.py \
+        --out work_dirs/bench_tiny.json
+    python tools/benchmark.py $C/fuller_r50-fusion-mtl_8xb4-20e_nus.py \
+        --compare $C/fuller_r50-fusion-det_8xb4-20e_nus.py \
+        $C/fuller_r50-fusion-seg_8xb4-20e_nus.py \
+        --data random --iters 3 --train-iters 1
+"""
+import argparse
+import datetime
+import json
+import os
+import os.path as osp
+import sys
+
+_REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if osp.isfile(osp.join(_REPO, 'mtl_fusion', '__init__.py')):
+    sys.path.insert(0, _REPO)
+
+import torch  # noqa: E402
+from mmengine.config import DictAction  # noqa: E402
+
+import mtl_fusion  # noqa: F401,E402  (compat shims + registration)
+from mtl_fusion.utils import benchmark as bm  # noqa: E402
+
+SECTIONS = ('inference', 'training', 'bev_pool')
+
+
+def parse_args(argv=None):
+    """Command-line arguments (``argv`` for in-process use)."""
+    parser = argparse.ArgumentParser(
+        description='Benchmark a multi-task model against single-task '
+        'models, gradient calibration and bev_pool')
+    parser.add_argument('config', help='multi-task model config')
+    parser.add_argument('--compare', nargs='+', default=[],
+                        help='single-task configs the model replaces')
+    parser.add_argument('--device', default='cpu', help='cpu or cuda')
+    parser.add_argument('--iters', type=int, default=5,
+                        help='timed repetitions (inference, bev_pool)')
+    parser.add_argument('--train-iters', type=int, default=None,
+                        help='timed training steps per variant '
+                        '(default: --iters)')
+    parser.add_argument('--warmup', type=int, default=1,
+                        help='untimed repetitions before timing')
+    parser.add_argument('--batch-size', type=int, default=1)
+    parser.add_argument('--out', help='JSON result file')
+    parser.add_argument(
+        '--data', choices=['synthetic', 'random'], default=None,
+        help='synthetic: the config\'s dataloader (needs the data root); '
+        'random: inputs synthesised from the config. Default: synthetic '
+        'when the data root exists, else random')
+    parser.add_argument('--data-root', default=None,
+                        help='replace the configs\' data_root')
+    parser.add_argument('--num-points', type=int, default=None,
+                        help='LiDAR points per sample with --data random')
+    parser.add_argument('--calib-config', default=None,
+                        help='take optim_wrapper.calibration from this '
+                        'config (default: the model config\'s, else derived)')
+    parser.add_argument('--sections', nargs='+', default=list(SECTIONS),
+                        help=f'any of {list(SECTIONS)}')
+    parser.add_argument('--no-flops', action='store_true',
+                        help='skip FLOP counting')
+    parser.add_argument('--threads', type=int, default=None,
+                        help='torch.set_num_threads (CPU)')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='overrides applied to every config')
+    args = parser.parse_args(argv)
+    bad = sorted(set(args.sections) - set(SECTIONS))
+    if bad:
+        parser.error(f'--sections: unknown {bad}; choose from '
+                     f'{list(SECTIONS)}')
+    for name in ('iters', 'batch_size'):
+        if getattr(args, name) < 1:
+            parser.error(f'--{name.replace("_", "-")} must be >= 1')
+    if args.warmup < 0:
+        parser.error('--warmup must be >= 0')
+    if args.train_iters is None:
+        args.train_iters = args.iters
+    if args.train_iters < 1:
+        parser.error('--train-iters must be >= 1')
+    return args
+
+
+def _name(path: str) -> str:
+    return osp.splitext(osp.basename(path))[0]
+
+
+def _default_data(cfg) -> str:
+    root = cfg.get('data_root')
+    ann = cfg.get('test_dataloader', {}).get('dataset', {}).get('ann_file')
+    if root and ann and osp.isfile(osp.join(root, ann)):
+        return 'synthetic'
+    return 'random'
+
+
+def _save(result: dict, path) -> None:
+    """Write ``result`` as JSON (after every section, so a long run keeps
+    what it has measured)."""
+    if not path:
+        return
+    folder = osp.dirname(osp.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    with open(path, 'w') as f:
+        json.dump(result, f, indent=1, default=repr)
+
+
+def run(args) -> dict:
+    """Run the selected sections; returns the result dict."""
+    from mmdet3d.utils import register_all_modules
+    register_all_modules(init_default_scope=True)
+    device = bm.resolve_device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = bm.load_config(args.config, args.cfg_options, args.data_root)
+    compare = [bm.load_config(p, args.cfg_options, args.data_root)
+               for p in args.compare]
+    data = args.data or _default_data(cfg)
+    num_batches = max(1, min(args.iters + args.warmup, 3))
+
+    def batches(split):
+        if data == 'random':
+            return [bm.random_batch(cfg, args.batch_size, seed=args.seed + i,
+                                    num_points=args.num_points)
+                    for i in range(num_batches)]
+        return bm.make_batches(cfg, 'synthetic', args.batch_size,
+                               num_batches, split=split, seed=args.seed)
+
+    result = dict(meta=dict(
+        config=args.config, compare=list(args.compare), device=str(device),
+        data=data, batch_size=args.batch_size, iters=args.iters,
+        train_iters=args.train_iters, warmup=args.warmup,
+        torch=torch.__version__, threads=torch.get_num_threads(),
+        memory_method=bm.MEMORY_METHODS[device.type],
+        time=datetime.datetime.now().isoformat(timespec='seconds')))
+    test_batches = None
+    model = bm.build_model(cfg, device, seed=args.seed)
+    if 'inference' in args.sections:
+        test_batches = batches('test')
+        entries = [dict(name=_name(args.config), config=args.config,
+                        model=model, role='multi')]
+        for path, ccfg in zip(args.compare, compare):
+            entries.append(dict(name=_name(path), config=path, role='single',
+                                model=bm.build_model(ccfg, device,
+                                                     seed=args.seed)))
+        if len({e['name'] for e in entries}) != len(entries):
+            raise ValueError('--compare: config names must be distinct and '
+                             'differ from the model config')
+        models = bm.benchmark_inference(entries, test_batches, args.iters,
+                                        args.warmup, device,
+                                        flops=not args.no_flops)
+        for entry in entries:
+            models[entry['name']]['role'] = entry['role']
+            if entry['model'] is not model:
+                entry['model'].cpu()
+        inference = dict(models=models)
+        if compare:
+            inference['ratios'] = bm.inference_ratios(
+                models, entries[0]['name'], [e['name'] for e in entries[1:]])
+        result['inference'] = inference
+        del entries
+        _save(result, args.out)
+    if 'training' in args.sections:
+        heads = list(getattr(model, 'task_heads', {}) or {})
+        if len(heads) < 2:
+            result['training'] = dict(skipped=f'model has tasks {heads}; '
+                                      'calibration needs two or more')
+        else:
+            calib_cfg = (bm.load_config(args.calib_config, args.cfg_options)
+                         if args.calib_config else None)
+            variants = bm.calibration_variants(cfg, model, calib_cfg)
+            result['training'] = bm.benchmark_training(
+                model, variants, batches('train'), args.train_iters,
+                args.warmup, device)
+        _save(result, args.out)
+    if 'bev_pool' in args.sections:
+        pool = dict(correctness=bm.check_bev_pool(seed=args.seed))
+        view = getattr(model, 'view_transform', None)
+        if view is not None:
+            batch = (test_batches or batches('test'))[0]
+            inputs = bm.frustum_pool_inputs(view, batch, device)
+        else:
+            inputs = bm.default_pool_inputs(device)
+        pool['throughput'] = bm.benchmark_bev_pool(
+            inputs, args.iters, args.warmup, device)
+        result['bev_pool'] = pool
+    result['targets'] = bm.evaluate_targets(result)
+    return result
+
+
+def main(argv=None) -> dict:
+    """Entry point; returns the result (for in-process use and tests)."""
+    args = parse_args(argv)
+    result = run(args)
+    print(bm.markdown_report(result))
+    if args.out:
+        _save(result, args.out)
+        print(f'results written to {args.out}')
+    return result
+
+
+if __name__ == '__main__':
+    main()
