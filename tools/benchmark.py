@@ -82,7 +82,8 @@ def parse_args(argv=None):
     parser.add_argument('--no-flops', action='store_true',
                         help='skip FLOP counting')
     parser.add_argument('--threads', type=int, default=None,
-                        help='torch.set_num_threads (CPU)')
+                        help='torch.set_num_threads (CPU); 1 gives stable '
+                        'timings on a machine shared with other jobs')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='overrides applied to every config')
@@ -131,8 +132,17 @@ def run(args) -> dict:
     from mmdet3d.utils import register_all_modules
     register_all_modules(init_default_scope=True)
     device = bm.resolve_device(args.device)
+    threads = torch.get_num_threads()
     if args.threads:
         torch.set_num_threads(args.threads)
+    try:
+        return _run(args, device)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(args, device: torch.device) -> dict:
+    """The body of :func:`run` (threads already set)."""
     cfg = bm.load_config(args.config, args.cfg_options, args.data_root)
     compare = [bm.load_config(p, args.cfg_options, args.data_root)
                for p in args.compare]

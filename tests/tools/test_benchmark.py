@@ -124,7 +124,7 @@ def test_benchmark_tool_on_tiny_configs(tmp_path):
     tool.main([
         MTL, '--compare', DET, SEG, '--calib-config', CALIB, '--iters', '1',
         '--warmup', '0', '--batch-size', '1', '--data', 'random',
-        '--num-points', '6000', '--out', str(out)
+        '--num-points', '6000', '--threads', '1', '--out', str(out)
     ])
     result = json.loads(out.read_text())
     assert set(result) >= {'meta', 'inference', 'training', 'bev_pool',

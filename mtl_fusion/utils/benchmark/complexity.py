@@ -186,10 +186,14 @@ def count_flops(model: nn.Module, run_forward, max_depth: int = 2
         captured, counters = _capture_inputs(model, pending, run_forward)
         retry: List[str] = []
         for name, counter in counters.items():
+            problems = '; '.join(sorted(set(counter.problems)))
+            if counter.problems and not counter.macs:
+                skipped[name] = problems
+                continue
+            per_module[name] = counter.macs
             if counter.problems:
-                skipped[name] = '; '.join(sorted(set(counter.problems)))
-            else:
-                per_module[name] = counter.macs
+                partial[name] = (f'{len(counter.problems)} sparse layer '
+                                 f'calls not counted: {problems}')
         for name in pending:
             if name in counters:
                 continue
