@@ -91,7 +91,8 @@ class _SparseCounter:
         if pair_num is None:
             self.problems.append(
                 f'{type(module).__name__}(indice_key={module.indice_key}): '
-                'no indice_pair_num (non-native spconv algorithm)')
+                'spconv kept no rule book (layer without indice_key, or a '
+                'non-native algorithm)')
             return
         pairs = int(pair_num.sum())
         if module.subm:
