@@ -1,13 +1,14 @@
 # nuScenes-size camera + LiDAR multi-task BEV model (FULLER's multi-task
-# setting: voxel 0.1 m). Camera: ResNet-50 + FPN + LSS (80 ch); LiDAR:
-# SparseEncoder (256 ch); BEV 135 x 135 at 0.8 m; map masks 200 x 200 at
-# 0.5 m. The image backbone starts from random weights unless ImageNet
+# setting: voxel 0.1 m over [-51.2, 51.2] m). Camera: ResNet-50 + FPN + LSS
+# (80 ch); LiDAR: SparseEncoder (256 ch); BEV 128 x 128 at 0.8 m (even, so
+# the decoder's stride-2 branch upsamples back to the same size); map masks
+# 200 x 200 at 0.5 m. The image backbone starts from random weights unless ImageNet
 # weights are supplied (nothing is downloaded), e.g.
 #   --cfg-options model.img_backbone.init_cfg.type=Pretrained \
 #                 model.img_backbone.init_cfg.checkpoint=/path/resnet50.pth
-pc_range = [-54.0, -54.0, -5.0, 54.0, 54.0, 3.0]
+pc_range = [-51.2, -51.2, -5.0, 51.2, 51.2, 3.0]
 voxel_size = [0.1, 0.1, 0.2]
-out_size_factor = 8  # voxel grid (1080) -> BEV feature grid (135)
+out_size_factor = 8  # voxel grid (1024) -> BEV feature grid (128)
 img_input_size = [256, 704]  # (H, W), as in nuscenes_mtl.py
 map_range = [-50.0, -50.0, 50.0, 50.0]
 map_resolution = 0.5
@@ -51,8 +52,8 @@ model = dict(
         out_channels=80,
         image_size=img_input_size,
         feature_size=[img_input_size[0] // 8, img_input_size[1] // 8],
-        xbound=[-54.0, 54.0, 0.4],
-        ybound=[-54.0, 54.0, 0.4],
+        xbound=[-51.2, 51.2, 0.4],
+        ybound=[-51.2, 51.2, 0.4],
         zbound=[-10.0, 10.0, 20.0],
         dbound=[1.0, 60.0, 0.5],
         downsample=2),
@@ -60,7 +61,7 @@ model = dict(
     pts_middle_encoder=dict(
         type='SparseEncoder',
         in_channels=5,
-        sparse_shape=[41, 1080, 1080],
+        sparse_shape=[41, 1024, 1024],
         output_channels=128,
         order=('conv', 'norm', 'act'),
         encoder_channels=((16, 16, 32), (32, 32, 64), (64, 64, 128),
@@ -102,6 +103,6 @@ model = dict(
             type='FullerSegHead',
             in_channels=512,
             num_classes=num_map_classes,
-            bev_range=[-54.0, -54.0, 54.0, 54.0],
+            bev_range=[-51.2, -51.2, 51.2, 51.2],
             map_range=map_range,
             map_resolution=map_resolution)))
