@@ -109,7 +109,8 @@ else
   else
     log "building mmcv $MMCV_VERSION from source (about 12 minutes on 2 cores)"
     BUILD=$(mktemp -d)
-    "${PIP[@]}" download -q --no-deps --no-binary :all: -d "$BUILD" "mmcv==$MMCV_VERSION"
+    # (no build isolation: mmcv's setup.py needs pkg_resources and torch from this venv)
+    "${PIP[@]}" download -q --no-deps --no-binary :all: --no-build-isolation -d "$BUILD" "mmcv==$MMCV_VERSION"
     tar -xzf "$BUILD"/mmcv-"$MMCV_VERSION".tar.gz -C "$BUILD"
     # torch >= 2.5 headers need C++20; mmcv 2.1.0 hard-codes C++14/17.
     sed -i -e 's/-std=c++14/-std=c++20/g' -e 's/-std=c++17/-std=c++20/g' \
