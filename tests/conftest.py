@@ -24,6 +24,15 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TINY_WORLD = dict(num_scenes=4, samples_per_scene=3, seed=0)
 
 
+@pytest.fixture(autouse=True)
+def mmdet3d_default_scope():
+    """Every test starts in the mmdet3d scope, whatever the previous test
+    (e.g. a Runner with another default_scope) left behind."""
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope('mmdet3d'):
+        yield
+
+
 @pytest.fixture
 def seed():
     """Seed python, numpy and torch; returns the seed."""

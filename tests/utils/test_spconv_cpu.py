@@ -81,12 +81,10 @@ def _dense_weight_grad(conv):
 def test_mmdet3d_sparse_encoder_trains_on_cpu():
     """mmdet3d's SparseEncoder (spconv backend) runs forward + backward."""
     from mmdet3d.models.layers.spconv import IS_SPCONV2_AVAILABLE
-    from mmdet3d.registry import MODELS
+    from mmdet3d.models.middle_encoders import SparseEncoder
     assert IS_SPCONV2_AVAILABLE
     torch.manual_seed(0)
-    encoder = MODELS.build(
-        dict(
-            type='SparseEncoder',
+    encoder = SparseEncoder(
             in_channels=4,
             sparse_shape=[41, 32, 32],
             base_channels=8,
@@ -95,7 +93,7 @@ def test_mmdet3d_sparse_encoder_trains_on_cpu():
             encoder_channels=((8, ), (8, 8, 8), (16, 16, 16), (16, 16, 16)),
             encoder_paddings=((1, ), (1, 1, 1), (1, 1, 1), ((0, 1, 1), 1,
                                                             1)),
-            block_type='conv_module'))
+            block_type='conv_module')
     coords = torch.stack([
         torch.zeros(60, dtype=torch.int32),
         torch.randint(0, 41, (60, ), dtype=torch.int32),

@@ -88,7 +88,8 @@ def _config(name, args, seed, work_dir):
     cfg.train_cfg.val_interval = args.iters + 1
     cfg.randomness = dict(seed=seed)
     cfg.work_dir = work_dir
-    cfg.default_hooks.logger.interval = 5
+    # log often enough that even very short runs record calibration scalars
+    cfg.default_hooks.logger.interval = max(1, min(5, args.iters))
     return cfg
 
 
@@ -171,7 +172,7 @@ def main(argv=None):
                 print_log(f'[ablation] no Delta_MTL: {err}', logger='current')
                 result['delta_mtl'] = None
             rows[(seed, variant)] = result
-            if variant == 'both':
+            if variant == 'both' and result['gamma_task'] is not None:
                 _plot_module().main([cfg.work_dir, '--out',
                                      osp.join(root, 'calibration_both.png')])
     lines = [
