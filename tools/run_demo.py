@@ -101,9 +101,16 @@ def _summary(metrics, map_classes):
     return {k: (None if v is None else float(v)) for k, v in rows.items()}
 
 
+def _own_visualizer(cfg):
+    # mmengine keeps visualizers by name: one per run, so that each run's
+    # logs and scalars land in its own work dir
+    cfg.visualizer.name = f'visualizer:{cfg.work_dir}'
+
+
 def _evaluate(cfg, work_dir, checkpoint=None):
     cfg = copy.deepcopy(cfg)
     cfg.work_dir = work_dir
+    _own_visualizer(cfg)
     cfg.load_from = checkpoint
     runner = Runner.from_cfg(cfg)
     if checkpoint is None:
@@ -160,6 +167,7 @@ def main(argv=None):
 
     train_cfg = copy.deepcopy(cfg)
     train_cfg.work_dir = osp.join(args.work_dir, 'train')
+    _own_visualizer(train_cfg)
     if find_latest_checkpoint(train_cfg.work_dir):
         train_cfg.resume = True
         print_log('[demo] resuming from the last checkpoint',

@@ -21,6 +21,7 @@ Example:
 """
 import argparse
 import copy
+import glob
 import importlib.util
 import json
 import os.path as osp
@@ -88,19 +89,35 @@ def _config(name, args, seed, work_dir):
     cfg.train_cfg.val_interval = args.iters + 1
     cfg.randomness = dict(seed=seed)
     cfg.work_dir = work_dir
+    # mmengine keeps visualizers by name: one per run, so that each run's
+    # scalars land in its own work dir
+    cfg.visualizer.name = f'visualizer:{work_dir}'
     # log often enough that even very short runs record calibration scalars
     cfg.default_hooks.logger.interval = max(1, min(5, args.iters))
     return cfg
 
 
+def _training_scalars(work_dir):
+    """The scalars.json of the training run (the test run writes its own,
+    newer one without calibration scalars); None if there is none."""
+    plot = _plot_module()
+    for path in sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
+                                          'scalars.json')),
+                       key=osp.getmtime, reverse=True):
+        try:
+            plot.load_calibration(path)
+        except ValueError:
+            continue
+        return path
+    return None
+
+
 def _mean_scalar(work_dir, key):
-    """Mean of a logged scalar over the run (None when not logged)."""
-    from_plot = _plot_module()
-    try:
-        series = from_plot.load_calibration(from_plot.find_scalars(work_dir))
-    except (FileNotFoundError, ValueError):
+    """Mean of a logged calibration scalar over the run (None if absent)."""
+    path = _training_scalars(work_dir)
+    if path is None:
         return None
-    values = series.get(key, ([], []))[1]
+    values = _plot_module().load_calibration(path).get(key, ([], []))[1]
     return statistics.fmean(values) if values else None
 
 
@@ -172,8 +189,9 @@ def main(argv=None):
                 print_log(f'[ablation] no Delta_MTL: {err}', logger='current')
                 result['delta_mtl'] = None
             rows[(seed, variant)] = result
-            if variant == 'both' and result['gamma_task'] is not None:
-                _plot_module().main([cfg.work_dir, '--out',
+            scalars = _training_scalars(cfg.work_dir)
+            if variant == 'both' and scalars is not None:
+                _plot_module().main([scalars, '--out',
                                      osp.join(root, 'calibration_both.png')])
     lines = [
         '| seed | model | mAP | NDS | mIoU | Delta_MTL (%) | gamma_task '
