@@ -86,3 +86,25 @@ def test_mim_train_then_mim_test(synthetic_nuscenes, tmp_path):
     assert 'pred_instances_3d_NuScenes/mAP' in out
     assert 'pred_instances_3d_NuScenes/NDS' in out
     assert 'map/mean/iou@max' in out
+
+
+@pytest.mark.slow
+def test_mim_upstream_detector_on_our_dataset_config(synthetic_nuscenes,
+                                                     tmp_path):
+    """mmdet3d's PointPillars, trained and evaluated by mim through this
+    package's synthetic dataset config."""
+    os.makedirs(tmp_path / 'data')
+    os.symlink(synthetic_nuscenes, tmp_path / 'data' / 'synthetic-nuscenes')
+    config = 'pointpillars_hv_fpn_1xb2-2e_synthetic-nus.py'
+    out = _mim([
+        'train', 'mtl_fusion', config, '--gpus', '0', '--work-dir', 'train',
+        '--cfg-options', 'train_cfg.max_epochs=1', 'train_cfg.val_interval=1'
+    ], cwd=tmp_path)
+    assert 'loss_cls' in out
+    ckpt = tmp_path / 'train' / 'epoch_1.pth'
+    assert ckpt.is_file()
+    out = _mim([
+        'test', 'mtl_fusion', config, '--checkpoint',
+        str(ckpt), '--work-dir', 'test'
+    ], cwd=tmp_path)
+    assert 'pred_instances_3d_NuScenes/NDS' in out
