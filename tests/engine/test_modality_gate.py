@@ -49,3 +49,13 @@ def test_skip_on_degenerate_norms_and_state_round_trip():
         ModalityGradientGate(('a', 'b', 'c'))
     with pytest.raises(ValueError):
         ModalityGradientGate(momentum=1.0)
+    with pytest.raises(ValueError):
+        ModalityGradientGate(alpha=-0.1)
+
+
+def test_zero_alpha_observes_only():
+    gate = ModalityGradientGate(('camera', 'lidar'), alpha=0.0)
+    for norms in (dict(camera=1.0, lidar=30.0), dict(camera=5.0, lidar=0.1)):
+        w, reason = gate.update(norms)
+        assert reason is None
+        assert w == dict(camera=1.0, lidar=1.0)

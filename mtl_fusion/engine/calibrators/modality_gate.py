@@ -24,7 +24,10 @@ class ModalityGradientGate:
     Args:
         modalities (Sequence[str]): The two modality names, in the order of
             the fusion block's inputs. Defaults to ``('camera', 'lidar')``.
-        alpha (float): :math:`\alpha_g`. Defaults to 0.1.
+        alpha (float): :math:`\alpha_g`. ``0`` makes the gate observe only:
+            sigma is always 1, so no gradient is scaled, while the norms and
+            their ratio are still measured and logged (used to measure
+            gamma_modal of uncalibrated runs). Defaults to 0.1.
         momentum (float): :math:`m` in ``[0, 1)``. Defaults to 0.2.
         init_weight (float): :math:`w^{-1}`. Defaults to 1.0.
 
@@ -46,8 +49,8 @@ class ModalityGradientGate:
                              f'modalities, got {modalities}')
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f'momentum must be in [0, 1), got {momentum}')
-        if alpha <= 0:
-            raise ValueError(f'alpha must be positive, got {alpha}')
+        if alpha < 0:
+            raise ValueError(f'alpha must be >= 0, got {alpha}')
         self.modalities = modalities
         self.alpha = float(alpha)
         self.momentum = float(momentum)
