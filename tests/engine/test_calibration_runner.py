@@ -75,7 +75,7 @@ def test_runner_train_resume_and_plot(tmp_path):
     saved = copy.deepcopy(first.optim_wrapper.gate.state_dict())
     assert saved['num_updates'] == 4 and saved['weights']['lidar'] < 1.0
     ckpt_path = osp.join(tmp_path, 'first', 'iter_4.pth')
-    ckpt = torch.load(ckpt_path, weights_only=False)
+    ckpt = torch.load(ckpt_path)
     assert ckpt['optimizer']['calibration']['gate'] == saved
 
     second, recorder = _runner(tmp_path / 'second', 'calib_resume',

@@ -75,8 +75,8 @@ def _free_port() -> int:
 def test_two_process_gloo_matches_concatenated_batch(tmp_path):
     mp.spawn(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2,
              join=True)
-    r0 = torch.load(tmp_path / 'rank0.pth', weights_only=False)
-    r1 = torch.load(tmp_path / 'rank1.pth', weights_only=False)
+    r0 = torch.load(tmp_path / 'rank0.pth')
+    r1 = torch.load(tmp_path / 'rank1.pth')
     for name, value in r0['params'].items():
         assert torch.equal(value, r1['params'][name]), name
     assert r0['gate'] == r1['gate'] and r0['history'] == r1['history']

@@ -113,7 +113,7 @@ def test_train_then_test(synthetic_nuscenes, tmp_path, project_on_path):
     ])
     ckpt = osp.join(work_dir, 'epoch_1.pth')
     assert osp.isfile(ckpt), glob.glob(osp.join(work_dir, '*'))
-    state = torch.load(ckpt, map_location='cpu', weights_only=False)
+    state = torch.load(ckpt, map_location='cpu')
     keys = state['state_dict'].keys()
     assert any(k.startswith('task_heads.det.task_heads.') for k in keys)
     assert any(k.startswith('task_heads.seg.') for k in keys)
