@@ -10,14 +10,13 @@ from mmdet3d.models.utils import (clip_sigmoid, draw_heatmap_gaussian,
                                   gaussian_radius)
 from mmdet3d.registry import MODELS, TASK_UTILS
 from mmdet3d.structures import Det3DDataSample, LiDARInstance3DBoxes
-from mmdet.models.layers import DetrTransformerDecoderLayer
 from mmdet.utils import ConfigType, OptConfigType
 from mmengine.model import BaseModule
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
 # importing task_modules registers the coder, assigner and costs
-from ..task_modules import grid_shape
+from ..task_modules import build_query_decoder_layer, grid_shape
 
 __all__ = ['FullerDetHead']
 
@@ -220,26 +219,8 @@ class FullerDetHead(BaseModule):
                       padding=1))
         self.class_encoding = nn.Conv1d(num_classes, hidden_channels, 1)
         self.pos_encoding = _CoordEncoding(hidden_channels)
-        self.decoder = DetrTransformerDecoderLayer(
-            self_attn_cfg=dict(
-                embed_dims=hidden_channels,
-                num_heads=num_heads,
-                attn_drop=dropout,
-                dropout_layer=dict(type='Dropout', drop_prob=dropout),
-                batch_first=True),
-            cross_attn_cfg=dict(
-                embed_dims=hidden_channels,
-                num_heads=num_heads,
-                attn_drop=dropout,
-                dropout_layer=dict(type='Dropout', drop_prob=dropout),
-                batch_first=True),
-            ffn_cfg=dict(
-                embed_dims=hidden_channels,
-                feedforward_channels=ffn_channels,
-                num_fcs=2,
-                ffn_drop=dropout,
-                act_cfg=dict(type='ReLU', inplace=True)),
-            norm_cfg=dict(type='LN'))
+        self.decoder = build_query_decoder_layer(hidden_channels, num_heads,
+                                                  ffn_channels, dropout)
         branches = dict(
             center=(2, num_branch_convs),
             height=(1, num_branch_convs),

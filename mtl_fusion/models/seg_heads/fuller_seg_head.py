@@ -4,10 +4,11 @@ from typing import Sequence, Tuple
 import torch
 from mmcv.cnn import ConvModule
 from mmdet3d.registry import MODELS
-from mmdet.models.layers import MLP, DetrTransformerDecoderLayer
+from mmdet.models.layers import MLP
 from mmdet.utils import ConfigType
 from torch import Tensor, nn
 
+from ..task_modules import build_query_decoder_layer
 from .base_bev_seg_head import BaseBEVSegHead
 
 __all__ = ['FullerSegHead']
@@ -90,26 +91,8 @@ class FullerSegHead(BaseBEVSegHead):
         self.pos_encoding = nn.Sequential(
             nn.Linear(2, embed_dims), nn.ReLU(inplace=True),
             nn.Linear(embed_dims, embed_dims))
-        self.decoder = DetrTransformerDecoderLayer(
-            self_attn_cfg=dict(
-                embed_dims=embed_dims,
-                num_heads=num_heads,
-                attn_drop=dropout,
-                dropout_layer=dict(type='Dropout', drop_prob=dropout),
-                batch_first=True),
-            cross_attn_cfg=dict(
-                embed_dims=embed_dims,
-                num_heads=num_heads,
-                attn_drop=dropout,
-                dropout_layer=dict(type='Dropout', drop_prob=dropout),
-                batch_first=True),
-            ffn_cfg=dict(
-                embed_dims=embed_dims,
-                feedforward_channels=ffn_channels,
-                num_fcs=2,
-                ffn_drop=dropout,
-                act_cfg=dict(type='ReLU', inplace=True)),
-            norm_cfg=dict(type='LN'))
+        self.decoder = build_query_decoder_layer(embed_dims, num_heads,
+                                                  ffn_channels, dropout)
         self.mask_embed = MLP(embed_dims, embed_dims, embed_dims,
                               num_mlp_layers)
         map_y, map_x = self.map_size
