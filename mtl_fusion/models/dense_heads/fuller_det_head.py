@@ -219,8 +219,8 @@ class FullerDetHead(BaseModule):
                       padding=1))
         self.class_encoding = nn.Conv1d(num_classes, hidden_channels, 1)
         self.pos_encoding = _CoordEncoding(hidden_channels)
-        self.decoder = build_query_decoder_layer(hidden_channels, num_heads,
-                                                  ffn_channels, dropout)
+        self.decoder = build_query_decoder_layer(
+            hidden_channels, num_heads, ffn_channels, dropout)
         branches = dict(
             center=(2, num_branch_convs),
             height=(1, num_branch_convs),

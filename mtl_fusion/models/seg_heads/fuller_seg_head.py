@@ -91,8 +91,8 @@ class FullerSegHead(BaseBEVSegHead):
         self.pos_encoding = nn.Sequential(
             nn.Linear(2, embed_dims), nn.ReLU(inplace=True),
             nn.Linear(embed_dims, embed_dims))
-        self.decoder = build_query_decoder_layer(embed_dims, num_heads,
-                                                  ffn_channels, dropout)
+        self.decoder = build_query_decoder_layer(
+            embed_dims, num_heads, ffn_channels, dropout)
         self.mask_embed = MLP(embed_dims, embed_dims, embed_dims,
                               num_mlp_layers)
         map_y, map_x = self.map_size
