@@ -42,7 +42,7 @@ import torch  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402
 
 import mtl_fusion  # noqa: F401,E402  (compat shims + registration)
-from mtl_fusion.utils import benchmark as bm  # noqa: E402
+from mtl_fusion import benchmark as bm  # noqa: E402
 
 SECTIONS = ('inference', 'training', 'bev_pool')
 

@@ -3,7 +3,7 @@
 _base_ = ['./fuller_r50-fusion-seg_8xb4-20e_nus.py']
 
 model = dict(
-    view_transform=dict(type='LSSTransform'),
+    view_transform=dict(type='LSSViewTransform'),
     pts_voxel_encoder=None,
     pts_middle_encoder=None,
     fuser=None,

@@ -9,7 +9,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from mtl_fusion.models.task_modules import count_parameters
+from mtl_fusion.models.utils import count_parameters
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 PROJECT = osp.join(REPO, 'projects', 'fuller_seg_on_centerpoint')

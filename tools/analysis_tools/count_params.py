@@ -29,7 +29,7 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from torch import nn  # noqa: E402
 
 import mtl_fusion  # noqa: F401,E402  (compat shims + registration)
-from mtl_fusion.models.task_modules import count_parameters  # noqa: E402
+from mtl_fusion.models.utils import count_parameters  # noqa: E402
 
 # mmdet3d CenterPoint's nuScenes head (configs/_base_/models/
 # centerpoint_*_nus.py); in_channels is set per config.

@@ -16,22 +16,11 @@ from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
 # importing task_modules registers the coder, assigner and costs
-from ..task_modules import build_query_decoder_layer, grid_shape
+from .. import task_modules  # noqa: F401
+from ..layers import CoordEncoding, build_query_decoder_layer
+from ..utils import grid_shape
 
 __all__ = ['FullerDetHead']
-
-
-class _CoordEncoding(nn.Module):
-    """Learned positional encoding of normalised BEV coordinates (an MLP)."""
-
-    def __init__(self, embed_dims: int) -> None:
-        super().__init__()
-        self.mlp = nn.Sequential(
-            nn.Linear(2, embed_dims), nn.ReLU(inplace=True),
-            nn.Linear(embed_dims, embed_dims))
-
-    def forward(self, coords: Tensor) -> Tensor:
-        return self.mlp(coords)
 
 
 @MODELS.register_module()
@@ -84,7 +73,7 @@ class FullerDetHead(BaseModule):
         min_radius (int): Minimum Gaussian radius in cells. Defaults to 2.
         assigner (dict): Assigner config; ``reg_cost`` gets the point cloud
             range filled in when it has none. Defaults to
-            :class:`HungarianAssigner3D` with weights 0.15 / 0.25 / 0.25.
+            :class:`QueryHungarianAssigner3D` with weights 0.15 / 0.25 / 0.25.
         loss_cls (dict): Class loss. Defaults to sigmoid focal loss
             (gamma 2, alpha 0.25, weight 1).
         loss_bbox (dict): Box loss. Defaults to L1 with weight 0.25.
@@ -121,10 +110,10 @@ class FullerDetHead(BaseModule):
                  gaussian_overlap: float = 0.1,
                  min_radius: int = 2,
                  assigner: ConfigType = dict(
-                     type='HungarianAssigner3D',
+                     type='QueryHungarianAssigner3D',
                      cls_cost=dict(type='mmdet.FocalLossCost', weight=0.15),
                      reg_cost=dict(type='BEVCenterL1Cost', weight=0.25),
-                     iou_cost=dict(type='IoU3DCost', weight=0.25)),
+                     iou_cost=dict(type='RotatedIoU3DCost', weight=0.25)),
                  loss_cls: ConfigType = dict(
                      type='mmdet.FocalLoss',
                      use_sigmoid=True,
@@ -218,7 +207,7 @@ class FullerDetHead(BaseModule):
             nn.Conv2d(hidden_channels, num_classes, kernel_size=3,
                       padding=1))
         self.class_encoding = nn.Conv1d(num_classes, hidden_channels, 1)
-        self.pos_encoding = _CoordEncoding(hidden_channels)
+        self.pos_encoding = CoordEncoding(hidden_channels)
         self.decoder = build_query_decoder_layer(
             hidden_channels, num_heads, ffn_channels, dropout)
         branches = dict(

@@ -10,7 +10,7 @@ from mmengine.model import ModuleDict
 from mmengine.structures import InstanceData
 from torch import Tensor
 
-from ..view_transforms import DepthLSSTransform, stack_camera_params
+from ..view_transforms import DepthLSSViewTransform, stack_camera_params
 
 __all__ = ['MultiTaskBEVFusion']
 
@@ -46,10 +46,10 @@ class MultiTaskBEVFusion(Base3DDetector):
             ``Det3DDataPreprocessor`` with hard voxelization.
         img_backbone (dict, optional): Image backbone (e.g. mmdet ResNet).
         img_neck (dict, optional): Image neck (e.g. mmdet FPN).
-        view_transform (dict, optional): LSSTransform / DepthLSSTransform.
+        view_transform (dict, optional): LSSViewTransform / DepthLSSViewTransform.
         pts_voxel_encoder (dict, optional): e.g. ``HardSimpleVFE``.
         pts_middle_encoder (dict, optional): e.g. ``SparseEncoder``.
-        fuser (dict, optional): e.g. ``ConvFuser``; required with both
+        fuser (dict, optional): e.g. ``ConcatConvFuser``; required with both
             modalities.
         bev_backbone (dict, optional): Shared BEV decoder backbone
             (e.g. ``SECOND``). Defaults to None (identity).
@@ -187,9 +187,9 @@ class MultiTaskBEVFusion(Base3DDetector):
         feats = feats.unflatten(0, (num_b, num_n))
         geometry = stack_camera_params(
             batch_data_samples, device=feats.device, dtype=torch.float32)
-        if isinstance(self.view_transform, DepthLSSTransform):
+        if isinstance(self.view_transform, DepthLSSViewTransform):
             if points is None:
-                raise KeyError('DepthLSSTransform needs LiDAR points in '
+                raise KeyError('DepthLSSViewTransform needs LiDAR points in '
                                "inputs['points']")
             return self.view_transform(feats, points, **geometry)
         return self.view_transform(feats, **geometry)
@@ -232,7 +232,7 @@ class MultiTaskBEVFusion(Base3DDetector):
                 self.extract_lidar_feat(batch_inputs_dict.get('voxels'),
                                         batch_size)
         if self.fuser is not None:
-            # a list in the fuser's own modality order (ConvFuser exposes
+            # a list in the fuser's own modality order (ConcatConvFuser exposes
             # it); calibration hooks read the fuser inputs in that order
             order = getattr(self.fuser, 'modalities', None) or [
                 m for m in MODALITIES if m in self.modalities

@@ -1,4 +1,4 @@
 """Fusers: combine camera and LiDAR BEV features."""
-from .conv_fuser import ConvFuser
+from .concat_conv_fuser import ConcatConvFuser
 
-__all__ = ['ConvFuser']
+__all__ = ['ConcatConvFuser']

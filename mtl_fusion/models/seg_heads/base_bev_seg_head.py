@@ -9,7 +9,7 @@ from mmdet.utils import ConfigType, OptConfigType
 from mmengine.model import BaseModule
 from torch import Tensor
 
-from ..task_modules import grid_shape, resample_bev
+from ..utils import grid_shape, resample_bev
 
 __all__ = ['BaseBEVSegHead']
 

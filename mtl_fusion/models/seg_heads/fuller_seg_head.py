@@ -8,7 +8,7 @@ from mmdet.models.layers import MLP
 from mmdet.utils import ConfigType
 from torch import Tensor, nn
 
-from ..task_modules import build_query_decoder_layer
+from ..layers import CoordEncoding, build_query_decoder_layer
 from .base_bev_seg_head import BaseBEVSegHead
 
 __all__ = ['FullerSegHead']
@@ -88,9 +88,7 @@ class FullerSegHead(BaseBEVSegHead):
             nn.Conv2d(embed_dims, embed_dims, kernel_size=1))
         self.query_attention = nn.Conv2d(embed_dims, num_classes, 1)
         self.class_embed = nn.Embedding(num_classes, embed_dims)
-        self.pos_encoding = nn.Sequential(
-            nn.Linear(2, embed_dims), nn.ReLU(inplace=True),
-            nn.Linear(embed_dims, embed_dims))
+        self.pos_encoding = CoordEncoding(embed_dims)
         self.decoder = build_query_decoder_layer(
             embed_dims, num_heads, ffn_channels, dropout)
         self.mask_embed = MLP(embed_dims, embed_dims, embed_dims,

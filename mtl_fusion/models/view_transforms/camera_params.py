@@ -56,7 +56,7 @@ def stack_camera_params(batch_data_samples: Sequence,
         dict[str, Tensor]: ``cam2img`` (B, N, 4, 4), ``cam2lidar``
         (B, N, 4, 4), ``img_aug_matrix`` (B, N, 4, 4) and
         ``lidar_aug_matrix`` (B, 4, 4), the keyword arguments of
-        ``LSSTransform.forward`` / ``DepthLSSTransform.forward``.
+        ``LSSViewTransform.forward`` / ``DepthLSSViewTransform.forward``.
     """
     if len(batch_data_samples) == 0:
         raise ValueError('batch_data_samples is empty')

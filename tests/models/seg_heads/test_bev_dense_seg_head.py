@@ -4,7 +4,7 @@ import torch
 from mmdet3d.structures import Det3DDataSample
 
 from mtl_fusion.models.seg_heads import BEVDenseSegHead
-from mtl_fusion.models.task_modules import count_parameters
+from mtl_fusion.models.utils import count_parameters
 
 
 def _head(**kwargs):

@@ -5,7 +5,7 @@ from mmdet3d.utils import register_all_modules
 
 from mtl_fusion.models.dense_heads import FullerDetHead
 from mtl_fusion.models.seg_heads import BEVDenseSegHead, FullerSegHead
-from mtl_fusion.models.task_modules import count_parameters
+from mtl_fusion.models.utils import count_parameters
 
 # CenterPoint nuScenes head (mmdet3d configs/_base_/models/
 # centerpoint_voxel01_second_secfpn_nus.py), in_channels 512.

@@ -8,7 +8,7 @@ implementations. See ``docs/benchmark.md``.
 from .bev_pool_bench import (benchmark_bev_pool, check_bev_pool,
                              default_pool_inputs, frustum_pool_inputs,
                              reference_bev_pool)
-from .complexity import count_flops, count_parameters
+from .complexity import count_flops, count_stage_parameters
 from .inference import benchmark_inference, inference_ratios
 from .inputs import make_batches, random_batch
 from .memory import MEMORY_METHODS, measure_peak_memory, state_bytes
@@ -21,7 +21,7 @@ from .training import VARIANTS, benchmark_training, calibration_variants
 __all__ = [
     'benchmark_bev_pool', 'check_bev_pool', 'default_pool_inputs',
     'frustum_pool_inputs',
-    'reference_bev_pool', 'count_flops', 'count_parameters',
+    'reference_bev_pool', 'count_flops', 'count_stage_parameters',
     'benchmark_inference', 'inference_ratios', 'make_batches', 'random_batch',
     'MEMORY_METHODS', 'measure_peak_memory', 'state_bytes', 'TARGETS',
     'evaluate_targets', 'markdown_report', 'build_model', 'load_config',

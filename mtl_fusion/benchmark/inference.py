@@ -3,7 +3,7 @@ from typing import Dict, List
 
 import torch
 
-from .complexity import count_flops, count_parameters
+from .complexity import count_flops, count_stage_parameters
 from .memory import measure_peak_memory, state_bytes
 from .stages import StageTimer
 from .stats import per_rep_ratio, summarize
@@ -81,7 +81,7 @@ def benchmark_inference(entries: List[Dict], batches: List[dict], iters: int,
         memory['batch_size'] = _batch_size(batch)
         out = dict(
             config=entry['config'],
-            params=count_parameters(model),
+            params=count_stage_parameters(model),
             latency_s=summarize(latency[name]),
             latency_s_reps=latency[name],
             memory=memory,

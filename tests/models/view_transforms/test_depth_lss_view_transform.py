@@ -1,4 +1,4 @@
-"""DepthLSSTransform: LiDAR depth map vs brute force, forward + backward."""
+"""DepthLSSViewTransform: LiDAR depth map vs brute force, forward + backward."""
 import math
 
 import numpy as np
@@ -6,10 +6,10 @@ import pytest
 import torch
 from mmdet3d.registry import MODELS
 
-from mtl_fusion.models.view_transforms import DepthLSSTransform
+from mtl_fusion.models.view_transforms import DepthLSSViewTransform
 
 CFG = dict(
-    type='DepthLSSTransform',
+    type='DepthLSSViewTransform',
     in_channels=4,
     out_channels=3,
     image_size=(16, 32),
@@ -163,4 +163,4 @@ def test_bad_inputs():
         model.get_cam_feats(x, torch.zeros(1, 1, 1, 8, 8))
     with pytest.raises(ValueError, match='integer multiple'):
         MODELS.build(dict(CFG, image_size=(15, 32)))
-    assert DepthLSSTransform.uses_lidar is True
+    assert DepthLSSViewTransform.uses_lidar is True

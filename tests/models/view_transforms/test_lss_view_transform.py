@@ -1,4 +1,4 @@
-"""LSSTransform: hand-computed geometry, BEV layout, pooling, gradients."""
+"""LSSViewTransform: hand-computed geometry, BEV layout, pooling, gradients."""
 import math
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 import torch
 from mmdet3d.registry import MODELS
 
-from mtl_fusion.models.view_transforms import (LSSTransform,
+from mtl_fusion.models.view_transforms import (LSSViewTransform,
                                                stack_camera_params)
 
 # One camera looking along LiDAR +x, mounted at (1.25, 0, 1.5):
@@ -15,7 +15,7 @@ CAM_ROT = [[0., 0., 1.], [-1., 0., 0.], [0., -1., 0.]]
 CAM_POS = [1.25, 0., 1.5]
 FX, FY, CX, CY = 4., 4., 7., 3.5
 CFG = dict(
-    type='LSSTransform',
+    type='LSSViewTransform',
     in_channels=1,
     out_channels=1,
     image_size=(8, 16),
@@ -252,7 +252,7 @@ def test_bad_inputs():
     with pytest.raises(TypeError):  # camera-only: never takes points
         model(torch.zeros(1, 1, 1, 2, 4), cam2img, cam2lidar,
               points=[torch.zeros(3, 3)])
-    assert LSSTransform.uses_lidar is False
+    assert LSSViewTransform.uses_lidar is False
 
 
 def test_stack_camera_params():

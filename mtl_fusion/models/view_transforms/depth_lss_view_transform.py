@@ -6,9 +6,9 @@ from mmcv.cnn import ConvModule
 from mmdet3d.registry import MODELS
 from torch import Tensor, nn
 
-from .base_lss_transform import BaseLSSTransform
+from .base_lss_view_transform import BaseLSSViewTransform
 
-__all__ = ['DepthLSSTransform']
+__all__ = ['DepthLSSViewTransform']
 
 
 def _split_stride(stride: int) -> Tuple[int, int]:
@@ -19,7 +19,7 @@ def _split_stride(stride: int) -> Tuple[int, int]:
 
 
 @MODELS.register_module()
-class DepthLSSTransform(BaseLSSTransform):
+class DepthLSSViewTransform(BaseLSSViewTransform):
     """LSS view transform with a sparse LiDAR depth map as extra input.
 
     For fusion models only (it reads the LiDAR points). The points are
@@ -32,7 +32,7 @@ class DepthLSSTransform(BaseLSSTransform):
     resolution; it is concatenated with the image features and the
     depth net (conv3x3-BN-ReLU, conv3x3-BN-ReLU, conv1x1) predicts D depth
     logits and C context channels. Lifting, geometry and pooling are those of
-    :class:`BaseLSSTransform`.
+    :class:`BaseLSSViewTransform`.
 
     Args:
         in_channels (int): Channels of the image features.

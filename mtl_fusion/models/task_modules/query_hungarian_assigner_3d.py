@@ -9,11 +9,11 @@ from mmengine.structures import InstanceData
 from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
-__all__ = ['HungarianAssigner3D']
+__all__ = ['QueryHungarianAssigner3D']
 
 
 @TASK_UTILS.register_module()
-class HungarianAssigner3D(BaseAssigner):
+class QueryHungarianAssigner3D(BaseAssigner):
     """Hungarian matcher between box queries and 3D ground-truth boxes.
 
     The cost is the sum of a classification cost (on ``scores``, logits of
@@ -28,14 +28,14 @@ class HungarianAssigner3D(BaseAssigner):
             cloud range. Defaults to ``dict(type='BEVCenterL1Cost',
             weight=0.25, point_cloud_range=...)`` filled in by the head.
         iou_cost (dict): IoU cost config. Defaults to
-            ``dict(type='IoU3DCost', weight=0.25)``.
+            ``dict(type='RotatedIoU3DCost', weight=0.25)``.
     """
 
     def __init__(self,
                  reg_cost: ConfigType,
                  cls_cost: ConfigType = dict(
                      type='mmdet.FocalLossCost', weight=0.15),
-                 iou_cost: ConfigType = dict(type='IoU3DCost',
+                 iou_cost: ConfigType = dict(type='RotatedIoU3DCost',
                                              weight=0.25)) -> None:
         self.cls_cost = TASK_UTILS.build(cls_cost)
         self.reg_cost = TASK_UTILS.build(reg_cost)

@@ -1,14 +1,14 @@
-"""ConvFuser: hand-assembled convs, modality slices, zero-filled drop."""
+"""ConcatConvFuser: hand-assembled convs, modality slices, zero-filled drop."""
 import pytest
 import torch
 import torch.nn.functional as F
 from mmdet3d.registry import MODELS
 
-from mtl_fusion.models.fusers import ConvFuser
+from mtl_fusion.models.fusers import ConcatConvFuser
 
 
 def build(**kwargs):
-    cfg = dict(type='ConvFuser', in_channels=[3, 5], out_channels=4)
+    cfg = dict(type='ConcatConvFuser', in_channels=[3, 5], out_channels=4)
     cfg.update(kwargs)
     return MODELS.build(cfg)
 
@@ -145,8 +145,8 @@ def test_bad_inputs():
     with pytest.raises(TypeError, match='list of tensors'):
         fuser(torch.cat([cam, lid], 1))
     with pytest.raises(ValueError, match='same length'):
-        ConvFuser(in_channels=[3, 5], modalities=['camera'])
+        ConcatConvFuser(in_channels=[3, 5], modalities=['camera'])
     with pytest.raises(ValueError, match='unique'):
-        ConvFuser(in_channels=[3, 5], modalities=['a', 'a'])
+        ConcatConvFuser(in_channels=[3, 5], modalities=['a', 'a'])
     with pytest.raises(KeyError, match='radar'):
         fuser.modality_weight('radar')

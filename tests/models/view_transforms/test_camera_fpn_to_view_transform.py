@@ -1,4 +1,4 @@
-"""mmdet ResNet -> mmdet FPN -> LSSTransform: the camera branch wiring."""
+"""mmdet ResNet -> mmdet FPN -> LSSViewTransform: the camera branch wiring."""
 import torch
 from mmdet3d.registry import MODELS
 
@@ -15,7 +15,7 @@ def test_resnet_fpn_lss_shapes_and_backward(seed):
         dict(type='mmdet.FPN', in_channels=[128, 256, 512], out_channels=16,
              num_outs=3))
     vtransform = MODELS.build(
-        dict(type='LSSTransform', in_channels=16, out_channels=8,
+        dict(type='LSSViewTransform', in_channels=16, out_channels=8,
              image_size=IMAGE, feature_size=(IMAGE[0] // 8, IMAGE[1] // 8),
              xbound=[-16., 16., 1.], ybound=[-16., 16., 1.],
              zbound=[-5., 3., 8.], dbound=[1., 17., 2.], downsample=2))

@@ -7,13 +7,13 @@ from mmdet3d.registry import MODELS
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
-__all__ = ['ConvFuser']
+__all__ = ['ConcatConvFuser']
 
 FuserInputs = Union[Sequence[Optional[Tensor]], Mapping[str, Optional[Tensor]]]
 
 
 @MODELS.register_module()
-class ConvFuser(BaseModule):
+class ConcatConvFuser(BaseModule):
     """Modal fusion block: concat along channels, then conv-BN-ReLU blocks.
 
     ``f_fuse = convs(concat([f_m for m in modalities], dim=1))``. The inputs

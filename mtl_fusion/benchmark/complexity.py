@@ -19,12 +19,14 @@ from typing import Any, Dict, List, Tuple
 import torch
 from torch import Tensor, nn
 
+from mtl_fusion.models.utils import count_parameters
+
 from .stages import stage_modules
 
-__all__ = ['count_parameters', 'count_flops']
+__all__ = ['count_stage_parameters', 'count_flops']
 
 
-def count_parameters(model: nn.Module) -> Dict[str, int]:
+def count_stage_parameters(model: nn.Module) -> Dict[str, int]:
     """Parameters of the whole model and of each stage.
 
     Args:
@@ -33,10 +35,9 @@ def count_parameters(model: nn.Module) -> Dict[str, int]:
     Returns:
         dict: ``total`` and one entry per stage present in the model.
     """
-    out = dict(total=sum(p.numel() for p in model.parameters()))
+    out = dict(total=count_parameters(model))
     for stage, modules in stage_modules(model).items():
-        out[stage] = sum(p.numel() for _, m in modules
-                         for p in m.parameters())
+        out[stage] = sum(count_parameters(m) for _, m in modules)
     return out
 
 

@@ -1,4 +1,4 @@
-"""HungarianAssigner3D and its costs against brute force / hand values."""
+"""QueryHungarianAssigner3D and its costs against brute force / hand values."""
 import itertools
 
 import torch
@@ -7,7 +7,7 @@ from mmengine.structures import InstanceData
 
 import mtl_fusion.models.task_modules  # noqa: F401
 from mtl_fusion.models.task_modules import (BEVCenterL1Cost,
-                                            HungarianAssigner3D, IoU3DCost)
+                                            QueryHungarianAssigner3D, RotatedIoU3DCost)
 
 PCR = (-10, -20, -3, 10, 20, 1)
 
@@ -18,11 +18,11 @@ def _boxes(t):
 
 
 def _assigner():
-    return HungarianAssigner3D(
+    return QueryHungarianAssigner3D(
         cls_cost=dict(type='mmdet.FocalLossCost', weight=0.15),
         reg_cost=dict(
             type='BEVCenterL1Cost', weight=0.25, point_cloud_range=PCR),
-        iou_cost=dict(type='IoU3DCost', weight=0.25))
+        iou_cost=dict(type='RotatedIoU3DCost', weight=0.25))
 
 
 def test_center_cost_hand_computed():
@@ -38,7 +38,7 @@ def test_iou_cost_hand_computed():
     # intersection 4 * 1 = 4, union 8 + 8 - 4 = 12.
     pred = InstanceData(bboxes_3d=_boxes([[0, 0, 0, 2, 2, 2, 0, 0, 0]]))
     gt = InstanceData(bboxes_3d=_boxes([[0, 0, 1, 2, 2, 2, 0, 0, 0]]))
-    cost = IoU3DCost(weight=2.0)(pred, gt)
+    cost = RotatedIoU3DCost(weight=2.0)(pred, gt)
     torch.testing.assert_close(cost, torch.tensor([[-2.0 / 3.0]]))
 
 

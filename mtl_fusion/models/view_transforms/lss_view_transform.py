@@ -4,18 +4,18 @@ from typing import Optional, Sequence
 from mmdet3d.registry import MODELS
 from torch import Tensor, nn
 
-from .base_lss_transform import BaseLSSTransform
+from .base_lss_view_transform import BaseLSSViewTransform
 
-__all__ = ['LSSTransform']
+__all__ = ['LSSViewTransform']
 
 
 @MODELS.register_module()
-class LSSTransform(BaseLSSTransform):
+class LSSViewTransform(BaseLSSViewTransform):
     """Camera features -> camera BEV, from images alone (never sees LiDAR).
 
     A 1x1 convolution predicts D depth logits and C context channels per
     feature pixel; their outer product (softmax over depth) is placed at the
-    frustum points (see :class:`BaseLSSTransform` for the geometry and the
+    frustum points (see :class:`BaseLSSViewTransform` for the geometry and the
     BEV layout) and summed per BEV cell with :func:`mtl_fusion.ops.bev_pool`.
 
     Args:

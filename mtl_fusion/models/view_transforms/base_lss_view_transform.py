@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from mtl_fusion.ops import BEV_POOL_METHODS, bev_pool
 from .camera_params import pad_to_4x4
 
-__all__ = ['BaseLSSTransform']
+__all__ = ['BaseLSSViewTransform']
 
 
 def _check_bound(name: str, bound: Sequence[float]) -> Tuple[float, ...]:
@@ -37,7 +37,7 @@ def _check_hw(name: str, size: Sequence[int]) -> Tuple[int, int]:
     return int(size[0]), int(size[1])
 
 
-class BaseLSSTransform(BaseModule):
+class BaseLSSViewTransform(BaseModule):
     """Lift per-pixel features onto depth candidates and splat them to BEV.
 
     Frustum: feature column ``j`` (of ``fW``) is the image pixel

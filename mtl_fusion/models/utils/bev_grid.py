@@ -1,30 +1,11 @@
-"""Small BEV helpers shared by the task heads."""
+"""Metric BEV grid helpers: grid shapes and resampling between grids."""
 from typing import Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
-from mmdet.models.layers import DetrTransformerDecoderLayer
-from torch import Tensor, nn
+from torch import Tensor
 
-__all__ = [
-    'count_parameters', 'grid_shape', 'resample_bev',
-    'build_query_decoder_layer'
-]
-
-
-def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
-    """Count the parameters of a module.
-
-    Args:
-        module (nn.Module): The module.
-        trainable_only (bool): Count only parameters with
-            ``requires_grad=True``. Defaults to False.
-
-    Returns:
-        int: Number of scalar parameters.
-    """
-    return sum(p.numel() for p in module.parameters()
-               if p.requires_grad or not trainable_only)
+__all__ = ['grid_shape', 'resample_bev']
 
 
 def grid_shape(bev_range: Sequence[float],
@@ -99,39 +80,3 @@ def resample_bev(feats: Tensor, feat_range: Sequence[float],
     grid = grid.unsqueeze(0).expand(feats.shape[0], -1, -1, -1)
     return F.grid_sample(
         feats, grid, mode=mode, padding_mode='zeros', align_corners=False)
-
-
-def build_query_decoder_layer(embed_dims: int, num_heads: int,
-                              ffn_channels: int,
-                              dropout: float) -> nn.Module:
-    """The single decoder layer of the Fuller query heads.
-
-    mmdet's ``DetrTransformerDecoderLayer`` (self-attention among queries,
-    cross-attention to BEV tokens, FFN with two layers, LayerNorm), batch
-    first.
-
-    Args:
-        embed_dims (int): Query / token width.
-        num_heads (int): Attention heads.
-        ffn_channels (int): Hidden width of the FFN.
-        dropout (float): Dropout of attention and FFN.
-
-    Returns:
-        nn.Module: The decoder layer.
-    """
-    attn = dict(
-        embed_dims=embed_dims,
-        num_heads=num_heads,
-        attn_drop=dropout,
-        dropout_layer=dict(type='Dropout', drop_prob=dropout),
-        batch_first=True)
-    return DetrTransformerDecoderLayer(
-        self_attn_cfg=dict(attn),
-        cross_attn_cfg=dict(attn),
-        ffn_cfg=dict(
-            embed_dims=embed_dims,
-            feedforward_channels=ffn_channels,
-            num_fcs=2,
-            ffn_drop=dropout,
-            act_cfg=dict(type='ReLU', inplace=True)),
-        norm_cfg=dict(type='LN'))

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from mtl_fusion.ops import BEV_POOL_METHODS, bev_pool
-from mtl_fusion.utils import benchmark as bm
+from mtl_fusion import benchmark as bm
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CFG = osp.join(REPO, 'configs/fuller')

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from mtl_fusion.models.task_modules import grid_shape, resample_bev
+from mtl_fusion.models.utils import grid_shape, resample_bev
 
 
 def _centres(rng, res):

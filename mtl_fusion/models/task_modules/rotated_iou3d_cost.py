@@ -5,11 +5,11 @@ from mmdet3d.registry import TASK_UTILS
 from mmengine.structures import InstanceData
 from torch import Tensor
 
-__all__ = ['IoU3DCost']
+__all__ = ['RotatedIoU3DCost']
 
 
 @TASK_UTILS.register_module()
-class IoU3DCost:
+class RotatedIoU3DCost:
     """Negative rotated 3D IoU between predicted and ground-truth boxes.
 
     Uses ``BaseInstance3DBoxes.overlaps`` (mmcv rotated box IoU, available
