@@ -11,5 +11,6 @@ from .version import __version__, version_info
 apply_compat()
 
 from . import datasets, engine, evaluation, models  # noqa: E402,F401
+from . import registry  # noqa: E402,F401  (the mtl_fusion:: scope)
 
 __all__ = ['__version__', 'version_info']

@@ -32,17 +32,12 @@ import datetime
 import json
 import os
 import os.path as osp
-import sys
 
-_REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if osp.isfile(osp.join(_REPO, 'mtl_fusion', '__init__.py')):
-    sys.path.insert(0, _REPO)
+import torch
+from mmengine.config import DictAction
 
-import torch  # noqa: E402
-from mmengine.config import DictAction  # noqa: E402
-
-import mtl_fusion  # noqa: F401,E402  (compat shims + registration)
-from mtl_fusion import benchmark as bm  # noqa: E402
+import mtl_fusion  # noqa: F401  (compat shims + registration)
+from mtl_fusion import benchmark as bm
 
 SECTIONS = ('inference', 'training', 'bev_pool')
 

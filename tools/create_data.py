@@ -18,17 +18,10 @@ Only ``mtl_fusion`` and mmdet3d are imported, so the script also works when
 installed as ``mtl_fusion/.mim/tools/create_data.py``.
 """
 import argparse
-import os.path as osp
 import sys
 import time
 
-# From a source checkout, import that checkout's mtl_fusion rather than an
-# installed copy (inside an installed package the tools live in .mim/).
-_REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if osp.isfile(osp.join(_REPO, 'mtl_fusion', '__init__.py')):
-    sys.path.insert(0, _REPO)
-
-from mmengine.logging import print_log  # noqa: E402
+from mmengine.logging import print_log
 
 
 def parse_args(argv=None):

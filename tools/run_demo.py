@@ -13,22 +13,20 @@ Example:
 """
 import argparse
 import copy
-import importlib.util
 import json
 import os.path as osp
-import sys
 import time
 
-_REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if osp.isfile(osp.join(_REPO, 'mtl_fusion', '__init__.py')):
-    sys.path.insert(0, _REPO)
+from mmengine.config import Config
+from mmengine.logging import print_log
+from mmengine.runner import Runner, find_latest_checkpoint
 
-from mmengine.config import Config  # noqa: E402
-from mmengine.logging import print_log  # noqa: E402
-from mmengine.runner import Runner, find_latest_checkpoint  # noqa: E402
+import mtl_fusion
+from mtl_fusion.analysis import visualize_results
+from mtl_fusion.utils import replace_data_root, set_max_iters
 
-import mtl_fusion  # noqa: F401,E402
-from mtl_fusion.utils import replace_data_root  # noqa: E402
+# the checkout (tools/..) or, for an installed copy, mtl_fusion/.mim
+_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 DEFAULT_CONFIG = osp.join(
     'configs', 'fuller', 'fuller_tiny-fusion-mtl_1xb2-600i_synthetic-nus.py')
@@ -54,7 +52,7 @@ def parse_args(argv=None):
 def _find_config(path):
     if path is None:
         path = DEFAULT_CONFIG
-        for root in (_REPO, osp.join(osp.dirname(mtl_fusion.__file__),
+        for root in (_ROOT, osp.join(osp.dirname(mtl_fusion.__file__),
                                      '.mim')):
             if osp.isfile(osp.join(root, path)):
                 return osp.join(root, path)
@@ -72,24 +70,6 @@ def _ensure_world(data_root):
     print_log(f'[demo] generating the synthetic world in {data_root}',
               logger='current')
     generate_synthetic_nuscenes(data_root)
-
-
-def _set_iters(cfg, iters):
-    """Shorten/lengthen an iteration-based schedule (and its LR curve)."""
-    cfg.train_cfg.max_iters = iters
-    schedulers = []
-    for sched in cfg.get('param_scheduler', []) or []:
-        if sched.get('begin', 0) >= iters:
-            continue  # starts after the end of the shortened run
-        if sched.get('end', 0) > iters:
-            sched['end'] = iters
-        if 'T_max' in sched:
-            sched['T_max'] = max(1, sched['end'] - sched.get('begin', 0))
-        schedulers.append(sched)
-    cfg.param_scheduler = schedulers
-    if cfg.default_hooks.get('checkpoint'):
-        cfg.default_hooks.checkpoint.interval = min(
-            cfg.default_hooks.checkpoint.get('interval', iters), iters)
 
 
 def _summary(metrics, map_classes):
@@ -116,15 +96,6 @@ def _evaluate(cfg, work_dir, checkpoint=None):
     if checkpoint is None:
         runner.model.init_weights()
     return runner.test()
-
-
-def _load_visualizer():
-    path = osp.join(osp.dirname(osp.abspath(__file__)), 'analysis_tools',
-                    'visualize_results.py')
-    spec = importlib.util.spec_from_file_location('visualize_results', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.visualize_results
 
 
 def write_report(out_dir, untrained, trained, extra):
@@ -154,7 +125,7 @@ def main(argv=None):
     replace_data_root(cfg, args.data_root)
     cfg.randomness = dict(seed=args.seed)
     if args.iters is not None:
-        _set_iters(cfg, args.iters)
+        set_max_iters(cfg, args.iters)
     iters = cfg.train_cfg.max_iters
     # evaluate once, explicitly, after training
     cfg.train_cfg.val_interval = iters + 1
@@ -184,7 +155,7 @@ def main(argv=None):
         map_classes)
 
     print_log('[demo] writing pictures', logger='current')
-    pictures = _load_visualizer()(
+    pictures = visualize_results(
         cfg, checkpoint, osp.join(args.work_dir, 'pictures'),
         args.num_pictures, args.score_thr)
     table = write_report(

@@ -8,19 +8,12 @@ Examples:
 import argparse
 import logging
 import os.path as osp
-import sys
 
-# From a source checkout, import that checkout's mtl_fusion rather than an
-# installed copy (inside an installed package the tools live in .mim/).
-_REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if osp.isfile(osp.join(_REPO, 'mtl_fusion', '__init__.py')):
-    sys.path.insert(0, _REPO)
+from mmengine.config import Config
+from mmengine.logging import print_log
 
-from mmengine.config import Config  # noqa: E402
-from mmengine.logging import print_log  # noqa: E402
-
-import mtl_fusion  # noqa: F401,E402  (compat shims + registration)
-from mtl_fusion.utils import (add_launch_args, build_runner,  # noqa: E402
+import mtl_fusion  # noqa: F401  (compat shims + registration)
+from mtl_fusion.utils import (add_launch_args, build_runner,
                               load_cfg)
 
 

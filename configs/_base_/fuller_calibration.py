@@ -2,12 +2,17 @@
 # used by the *-calib configs as
 #   optim_wrapper = dict(type='FullerOptimWrapper',
 #                        calibration={{_base_.fuller_calibration}})
+# Loss keys: '<task>.*' are calibrated, 'distill.*' (extra_prefixes) are
+# added unweighted, any other key containing 'loss' is an error.
 fuller_calibration = dict(
     tasks=['det', 'seg'],
     # inter: IMTL-G weights from the gradients at the last shared layer
     shared_layer='bev_neck.deblocks.1',
     weighting=dict(type='IMTLGWeighting'),
-    # intra: LiDAR/camera gradient gate at the fuser's first conv
+    # intra: LiDAR/camera gradient gate on the fuser's inputs; the norms are
+    # FULLER's, over each modality's input channels of the fuser's first conv
+    # (slices from the fuser's in_channels); gamma_modal = lidar / camera
     fuser='fuser',
+    modalities=['lidar', 'camera'],
     intra_layer='fuser.layers.0.conv',
     gate=dict(alpha=0.1, momentum=0.2))

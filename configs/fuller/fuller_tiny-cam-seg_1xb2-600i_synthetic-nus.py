@@ -6,3 +6,13 @@ model = dict(
     pts_middle_encoder=None,
     fuser=None,
     bev_backbone=dict(in_channels=32))
+
+# The data pipelines load images only (no points).
+input_modality = dict(use_lidar=False, use_camera=True)
+train_dataloader = dict(
+    dataset=dict(
+        pipeline={{_base_.camera_train_pipeline}}, modality=input_modality))
+val_dataloader = dict(
+    dataset=dict(
+        pipeline={{_base_.camera_test_pipeline}}, modality=input_modality))
+test_dataloader = val_dataloader

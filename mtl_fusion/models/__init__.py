@@ -1,3 +1,4 @@
 """Model components; importing this package registers them in mmdet3d."""
-from . import (dense_heads, detectors, fusers, seg_heads,  # noqa: F401
-               task_modules, view_transforms)
+from . import (algorithms, connectors, dense_heads, detectors,  # noqa: F401
+               distillers, fusers, losses, recorders, seg_heads, task_modules,
+               view_transforms)

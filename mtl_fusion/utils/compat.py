@@ -1,6 +1,6 @@
 """Compatibility layer applied once when :mod:`mtl_fusion` is imported.
 
-Three things are handled here, in one place:
+Four things are handled here, in one place:
 
 1. :func:`check_versions`: the stack is only tested inside a version window;
    outside it, import fails with a message that says what to install.
@@ -12,6 +12,11 @@ Three things are handled here, in one place:
    mmengine objects (message hub history, numpy scalars in meta). Exactly
    those types are allow-listed; anything else (an arbitrary pickled
    callable) is still refused.
+4. :func:`register_config_scope`: ``mtl_fusion::`` config bases need
+   ``mtl_fusion`` in mmengine's module-to-package map. The installed
+   ``_mtl_fusion_scope.pth`` adds it in every process before any config is
+   parsed; importing the package adds it as well (e.g. a source checkout
+   used without an install).
 """
 import importlib
 from typing import Dict, List, Tuple
@@ -20,7 +25,7 @@ from packaging.version import Version
 
 __all__ = [
     'SUPPORTED_VERSIONS', 'check_versions', 'patch_spconv_cpu',
-    'allow_mmengine_checkpoints', 'apply_compat'
+    'allow_mmengine_checkpoints', 'register_config_scope', 'apply_compat'
 ]
 
 # package -> (minimum inclusive, maximum exclusive, what to install)
@@ -172,6 +177,17 @@ def allow_mmengine_checkpoints() -> None:
     add(_mmengine_checkpoint_globals())
 
 
+def register_config_scope() -> None:
+    """Let mmengine load ``mtl_fusion::`` config bases (idempotent).
+
+    Adds ``'mtl_fusion': 'mtl_fusion'`` to mmengine's ``MODULE2PACKAGE``;
+    mmengine then reads such bases from the installed package's
+    ``.mim/configs``.
+    """
+    from mmengine.config import utils
+    utils.MODULE2PACKAGE.setdefault('mtl_fusion', 'mtl_fusion')
+
+
 def apply_compat() -> None:
     """Run every check and shim once (idempotent)."""
     global _APPLIED
@@ -180,4 +196,5 @@ def apply_compat() -> None:
     check_versions()
     patch_spconv_cpu()
     allow_mmengine_checkpoints()
+    register_config_scope()
     _APPLIED = True

@@ -3,7 +3,7 @@ from typing import Any
 
 from mmengine.config import Config
 
-__all__ = ['replace_data_root']
+__all__ = ['replace_data_root', 'set_max_iters']
 
 
 def replace_data_root(cfg: Config, new_root: str) -> Config:
@@ -46,4 +46,44 @@ def replace_data_root(cfg: Config, new_root: str) -> Config:
 
     for key in list(cfg.keys()):
         cfg[key] = visit(cfg[key])
+    return cfg
+
+
+def set_max_iters(cfg: Config, iters: int) -> Config:
+    """Shorten or lengthen an iteration-based schedule, and its LR curve.
+
+    ``train_cfg.max_iters`` becomes ``iters``; parameter schedulers that
+    start at or after ``iters`` are dropped, the others end at ``iters`` at
+    the latest (with ``T_max`` following a shortened ``end``), and the
+    checkpoint interval is capped at ``iters``.
+
+    Args:
+        cfg (Config): A config with an iteration-based ``train_cfg``;
+            modified in place.
+        iters (int): The new number of training iterations.
+
+    Returns:
+        Config: ``cfg``.
+
+    Raises:
+        ValueError: If ``iters`` < 1 or the config has no ``train_cfg``.
+    """
+    if iters < 1:
+        raise ValueError(f'set_max_iters: iters must be >= 1, got {iters}')
+    if cfg.get('train_cfg') is None:
+        raise ValueError('set_max_iters: the config has no `train_cfg`')
+    cfg.train_cfg.max_iters = iters
+    schedulers = []
+    for sched in cfg.get('param_scheduler', []) or []:
+        if sched.get('begin', 0) >= iters:
+            continue  # starts after the end of the shortened run
+        if sched.get('end', 0) > iters:
+            sched['end'] = iters
+        if 'T_max' in sched:
+            sched['T_max'] = max(1, sched['end'] - sched.get('begin', 0))
+        schedulers.append(sched)
+    cfg.param_scheduler = schedulers
+    if cfg.get('default_hooks', {}).get('checkpoint'):
+        cfg.default_hooks.checkpoint.interval = min(
+            cfg.default_hooks.checkpoint.get('interval', iters), iters)
     return cfg

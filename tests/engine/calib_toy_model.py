@@ -12,25 +12,30 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModel
 
+from mtl_fusion.models.fusers import BaseFuser
+
+# FULLER's measurement: slices of the fuser's first weight (from the fuser's
+# in_channels in concat order); gamma_modal = lidar / camera
 CALIB_CFG = dict(
     tasks=['det', 'seg'],
     shared_layer='shared',
     weighting=dict(type='IMTLGWeighting'),
     fuser='fuser',
+    modalities=['lidar', 'camera'],
     intra_layer='fuser.layers.0',
     gate=dict(alpha=0.1, momentum=0.2))
 
 
-class ToyFuser(nn.Module):
-    """Concatenate [camera, lidar] and apply one linear layer."""
+class ToyFuser(BaseFuser):
+    """Concatenate [camera, lidar] (N, 3) features, one linear layer."""
 
-    modality_slices = {'camera': (0, 3), 'lidar': (3, 6)}
+    input_ndim = 2
 
     def __init__(self):
-        super().__init__()
+        super().__init__(in_channels=[3, 3], modalities=['camera', 'lidar'])
         self.layers = nn.ModuleList([nn.Linear(6, 5)])
 
-    def forward(self, feats: List[torch.Tensor]) -> torch.Tensor:
+    def fuse(self, feats: List[torch.Tensor]) -> torch.Tensor:
         return torch.tanh(self.layers[0](torch.cat(feats, dim=1)))
 
 

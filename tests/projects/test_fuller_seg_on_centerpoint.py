@@ -46,15 +46,9 @@ def data_options(root):
     return options
 
 
-@pytest.fixture
-def project_on_path(monkeypatch):
-    """Make ``fuller_seg_on_centerpoint`` importable (as PYTHONPATH would)."""
-    monkeypatch.syspath_prepend(PROJECT)
-
-
-def test_config_reuses_upstream_centerpoint(project_on_path):
+def test_config_reuses_upstream_centerpoint():
     cfg = Config.fromfile(CFG)
-    assert 'fuller_seg_on_centerpoint' in cfg.custom_imports.imports
+    assert cfg.custom_imports.imports == ['mtl_fusion']
     model = cfg.model
     assert model.type == 'MultiTaskBEVFusion'
     # upstream CenterPoint components, unchanged in type
@@ -63,36 +57,50 @@ def test_config_reuses_upstream_centerpoint(project_on_path):
     assert (model.bev_backbone.type, model.bev_neck.type) == ('SECOND',
                                                               'SECONDFPN')
     det = model.task_heads.det
-    assert det.type == 'BEVCenterHead' and len(det.tasks) == 6
-    assert det.train_cfg.code_weights[-2:] == [0.2, 0.2]
+    assert det.type == 'CenterHead' and len(det.tasks) == 6
+    assert 'train_cfg' not in det and 'test_cfg' not in det
+    assert model.train_cfg.det.code_weights[-2:] == [0.2, 0.2]
+    assert model.task_io.det == dict(
+        feat_format='levels', pred_field='pred_instances_3d',
+        init_nested=True)
     assert model.task_heads.seg.type == 'FullerSegHead'
     # CenterHead task groups must be contiguous runs of the class order
     flat = [name for task in det.tasks for name in task['class_names']]
     assert flat == cfg.class_names
 
 
-def test_bev_center_head_takes_a_tensor(project_on_path, seed):
+def test_upstream_center_head_gets_levels_and_its_cfgs(seed):
+    from mmdet3d.models.dense_heads import CenterHead
     from mmdet3d.registry import MODELS
-
-    from fuller_seg_on_centerpoint import BEVCenterHead
     cfg = Config.fromfile(CFG)
-    head = MODELS.build(cfg.model.task_heads.det)
-    assert isinstance(head, BEVCenterHead)
+    model = MODELS.build(cfg.model)
+    head = model.task_heads.det
+    assert type(head) is CenterHead  # upstream class, no adapter
+    # the detector handed over the det task's train_cfg / test_cfg
+    assert head.train_cfg['max_objs'] == 100
+    assert head.train_cfg['grid_size'] == [128, 128, 1]
+    assert head.test_cfg['score_threshold'] == 0.0
+    assert head.test_cfg['post_max_size'] == 30
+    assert model.feat_formats == dict(det='levels', seg='tensor')
+    assert model.pred_fields == dict(
+        det='pred_instances_3d', seg='pred_bev_masks')
     feats = torch.randn(2, 192, 32, 32)
-    from_tensor = head(feats)
-    from_list = head([feats])
+    from_tensor = head(model.head_inputs('det', feats))
+    from_list = head(model.head_inputs('det', [feats]))
     assert len(from_tensor) == 6  # task groups
     for a, b in zip(from_tensor, from_list):
         assert a[0].keys() == b[0].keys()
         for key in a[0]:
             assert torch.equal(a[0][key], b[0][key])
     assert from_tensor[0][0]['heatmap'].shape == (2, 1, 32, 32)
-    with pytest.raises(ValueError, match='B, C, Y, X'):
-        head(feats[0])
+    # the seg head gets one tensor from the same levels
+    assert model.head_inputs('seg', [feats]) is feats
+    with pytest.raises(TypeError, match="task 'det'"):
+        model.head_inputs('det', 'not a feature')
     assert count_parameters(head) > 0
 
 
-def test_heatmap_bias_initialised_inside_multi_task_model(project_on_path):
+def test_heatmap_bias_initialised_inside_multi_task_model():
     from mmdet3d.registry import MODELS
     cfg = Config.fromfile(CFG)
     model = MODELS.build(cfg.model)
@@ -100,10 +108,17 @@ def test_heatmap_bias_initialised_inside_multi_task_model(project_on_path):
     for task_head in model.task_heads.det.task_heads:
         bias = task_head.heatmap[-1].bias
         assert torch.allclose(bias, torch.full_like(bias, -2.19))
+    # without task_io.det.init_nested, mmengine never reaches the
+    # SeparateHeads in CenterHead's nn.ModuleList (upstream behaviour)
+    cfg.model.task_io.det.init_nested = False
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    bias = model.task_heads.det.task_heads[0].heatmap[-1].bias
+    assert not torch.allclose(bias, torch.full_like(bias, -2.19))
 
 
 @pytest.mark.slow
-def test_train_then_test(synthetic_nuscenes, tmp_path, project_on_path):
+def test_train_then_test(synthetic_nuscenes, tmp_path):
     options = data_options(synthetic_nuscenes)
     work_dir = str(tmp_path / 'work')
     load_tool('train').main([

@@ -1,4 +1,12 @@
-"""spconv on CPU (with the compat patch) against a dense Conv3d reference."""
+"""spconv on CPU (with the compat patch) against a dense Conv3d reference.
+
+Every test runs the CPU path, also on a machine with CUDA: the ``cpu_path``
+fixture makes ``torch.cuda.is_available()`` return False for the test, so
+that :func:`patch_spconv_cpu` installs its shim, and restores spconv's own
+``get_current_stream`` afterwards. The tensors are CPU tensors throughout.
+"""
+import importlib
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -9,6 +17,21 @@ from mtl_fusion.utils.compat import patch_spconv_cpu
 import spconv.pytorch as spconv  # noqa: E402  (a hard requirement)
 
 GRID = (5, 6, 7)  # (z, y, x)
+SPCONV_MODULES = ('spconv.pytorch.cppcore', 'spconv.pytorch.ops',
+                  'spconv.pytorch.hash')
+
+
+@pytest.fixture(autouse=True)
+def cpu_path(monkeypatch):
+    """Run the test as on a machine without CUDA, shim applied."""
+    for name in SPCONV_MODULES:
+        module = importlib.import_module(name)
+        if hasattr(module, 'get_current_stream'):
+            # restored after the test, whatever the patch installs
+            monkeypatch.setattr(module, 'get_current_stream',
+                                module.get_current_stream)
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    assert patch_spconv_cpu() is True
 
 
 def _random_sparse_input(seed: int, num_active: int = 25, channels: int = 2):
@@ -33,6 +56,12 @@ def test_patch_is_active_without_cuda():
     assert patch_spconv_cpu() is True
     from spconv.pytorch import ops
     assert ops.get_current_stream() == 0
+
+
+def test_patch_is_skipped_with_cuda(monkeypatch):
+    """With CUDA the patch is not applied (spconv's stream is used)."""
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    assert patch_spconv_cpu() is False
 
 
 @pytest.mark.parametrize('conv_type', ['subm', 'strided'])

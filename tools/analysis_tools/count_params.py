@@ -16,20 +16,14 @@ at the config's BEV channel width (FULLER claims ~40% fewer parameters).
 import argparse
 import copy
 import os.path as osp
-import sys
 from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence
 
-# From a source checkout, import that checkout's mtl_fusion.
-_REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-if osp.isfile(osp.join(_REPO, 'mtl_fusion', '__init__.py')):
-    sys.path.insert(0, _REPO)
+from mmengine.config import Config, DictAction
+from torch import nn
 
-from mmengine.config import Config, DictAction  # noqa: E402
-from torch import nn  # noqa: E402
-
-import mtl_fusion  # noqa: F401,E402  (compat shims + registration)
-from mtl_fusion.models.utils import count_parameters  # noqa: E402
+import mtl_fusion  # noqa: F401  (compat shims + registration)
+from mtl_fusion.models.utils import count_parameters
 
 # mmdet3d CenterPoint's nuScenes head (configs/_base_/models/
 # centerpoint_*_nus.py); in_channels is set per config.

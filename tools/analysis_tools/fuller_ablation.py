@@ -22,26 +22,23 @@ Example:
 import argparse
 import copy
 import glob
-import importlib.util
 import json
 import os.path as osp
 import statistics
-import sys
 
-_REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-if osp.isfile(osp.join(_REPO, 'mtl_fusion', '__init__.py')):
-    sys.path.insert(0, _REPO)
+from mmengine.config import Config
+from mmengine.logging import print_log
+from mmengine.runner import Runner, find_latest_checkpoint
 
-from mmengine.config import Config  # noqa: E402
-from mmengine.logging import print_log  # noqa: E402
-from mmengine.runner import Runner, find_latest_checkpoint  # noqa: E402
+import mtl_fusion  # noqa: F401  (compat shims + registration)
+from mtl_fusion.analysis import load_calibration, plot_calibration
+from mtl_fusion.evaluation.metrics.multi_task_metric import delta_mtl
+from mtl_fusion.utils import replace_data_root, set_max_iters
 
-import mtl_fusion  # noqa: F401,E402
-from mtl_fusion.evaluation.metrics.multi_task_metric import \
-    delta_mtl  # noqa: E402
-from mtl_fusion.utils import replace_data_root  # noqa: E402
-
-CONFIG_DIR = osp.join(_REPO, 'configs', 'fuller')
+# tools/analysis_tools/../.. is the checkout or, installed, mtl_fusion/.mim
+CONFIG_DIR = osp.join(
+    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'configs',
+    'fuller')
 MTL = 'fuller_tiny-fusion-mtl_1xb2-600i_synthetic-nus.py'
 SINGLE = dict(det='fuller_tiny-fusion-det_1xb2-600i_synthetic-nus.py',
               seg='fuller_tiny-fusion-seg_1xb2-600i_synthetic-nus.py')
@@ -73,19 +70,10 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def _demo_helpers():
-    """Reuse the schedule shortening of tools/run_demo.py."""
-    path = osp.join(_REPO, 'tools', 'run_demo.py')
-    spec = importlib.util.spec_from_file_location('run_demo', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _config(name, args, seed, work_dir):
     cfg = Config.fromfile(osp.join(CONFIG_DIR, name))
     replace_data_root(cfg, args.data_root)
-    _demo_helpers()._set_iters(cfg, args.iters)
+    set_max_iters(cfg, args.iters)
     cfg.train_cfg.val_interval = args.iters + 1
     cfg.randomness = dict(seed=seed)
     cfg.work_dir = work_dir
@@ -100,12 +88,11 @@ def _config(name, args, seed, work_dir):
 def _training_scalars(work_dir):
     """The scalars.json of the training run (the test run writes its own,
     newer one without calibration scalars); None if there is none."""
-    plot = _plot_module()
     for path in sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
                                           'scalars.json')),
                        key=osp.getmtime, reverse=True):
         try:
-            plot.load_calibration(path)
+            load_calibration(path)
         except ValueError:
             continue
         return path
@@ -117,16 +104,8 @@ def _mean_scalar(work_dir, key):
     path = _training_scalars(work_dir)
     if path is None:
         return None
-    values = _plot_module().load_calibration(path).get(key, ([], []))[1]
+    values = load_calibration(path).get(key, ([], []))[1]
     return statistics.fmean(values) if values else None
-
-
-def _plot_module():
-    path = osp.join(_REPO, 'tools', 'analysis_tools', 'plot_calibration.py')
-    spec = importlib.util.spec_from_file_location('plot_calibration', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def run_one(cfg):
@@ -191,8 +170,9 @@ def main(argv=None):
             rows[(seed, variant)] = result
             scalars = _training_scalars(cfg.work_dir)
             if variant == 'both' and scalars is not None:
-                _plot_module().main([scalars, '--out',
-                                     osp.join(root, 'calibration_both.png')])
+                plot_calibration(
+                    load_calibration(scalars),
+                    osp.join(root, 'calibration_both.png'))
     lines = [
         '| seed | model | mAP | NDS | mIoU | Delta_MTL (%) | gamma_task '
         '| gamma_modal |', '|---|---|---|---|---|---|---|---|'

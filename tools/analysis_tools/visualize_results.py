@@ -4,7 +4,8 @@ One PNG per sample: the six cameras (original resolution images from
 ``img_path``) with GT (green) and predicted boxes projected with the
 un-augmented ``lidar2img``, the LiDAR BEV with GT vs predicted boxes, and
 GT vs predicted BEV map masks (see
-:func:`mtl_fusion.visualization.render_sample`).
+:func:`mtl_fusion.visualization.render_sample`); the work is done by
+:func:`mtl_fusion.analysis.visualize_results`.
 
 Example:
     python tools/analysis_tools/visualize_results.py \
@@ -13,167 +14,12 @@ Example:
         --out-dir work_dirs/vis --num-samples 4 --score-thr 0.3
 """
 import argparse
-import itertools
-import math
-import os
-import os.path as osp
-import sys
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import List
 
-# From a source checkout, import that checkout's mtl_fusion rather than an
-# installed copy (inside an installed package the tools live in .mim/).
-_REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-if osp.isfile(osp.join(_REPO, 'mtl_fusion', '__init__.py')):
-    sys.path.insert(0, _REPO)
+from mmengine.config import Config, DictAction
 
-import mmcv  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.registry import init_default_scope  # noqa: E402
-from mmengine.runner import Runner, load_checkpoint  # noqa: E402
-
-import mtl_fusion  # noqa: F401,E402  (compat shims + registration)
-from mmdet3d.registry import MODELS  # noqa: E402
-from mtl_fusion.visualization import render_sample  # noqa: E402
-from mtl_fusion.visualization import transform_boxes  # noqa: E402
-from mtl_fusion.visualization import transform_points  # noqa: E402
-from mtl_fusion.visualization.geometry import to_numpy  # noqa: E402
-
-DEFAULT_MASK_RANGE = (-50.0, -50.0, 50.0, 50.0)
-
-
-def _map_settings(cfg: Config) -> Tuple[Tuple[float, ...], Optional[list]]:
-    """Map grid ``(xmin, ymin, xmax, ymax)`` and classes from the val
-    pipeline's ``LoadBEVMapMasks`` (defaults when it is absent)."""
-    for step in cfg.val_dataloader.dataset.get('pipeline', []):
-        if step.get('type') == 'LoadBEVMapMasks':
-            xb, yb = step['xbound'], step['ybound']
-            return (xb[0], yb[0], xb[1], yb[1]), list(step['classes'])
-    return DEFAULT_MASK_RANGE, None
-
-
-def _camera_names(info: dict, img_paths: Sequence[str]) -> List[str]:
-    """Camera names in the order of ``img_path``."""
-    names = list(info.get('images', {}).keys())
-    if len(names) == len(img_paths):
-        return names
-    return [osp.basename(osp.dirname(p)) for p in img_paths]
-
-
-def _gt_boxes(dataset, info: dict):
-    """GT boxes (LiDARInstance3DBoxes) of a val sample from its info."""
-    ann = info.get('eval_ann_info') or dataset.parse_ann_info(info)
-    return ann['gt_bboxes_3d'], ann.get('gt_labels_3d')
-
-
-def visualize_results(cfg: Union[str, Config],
-                      checkpoint: str,
-                      out_dir: str,
-                      num_samples: int = 8,
-                      score_thr: float = 0.3,
-                      device: str = 'cpu') -> List[str]:
-    """Run a model on the first val samples and render one PNG each.
-
-    Args:
-        cfg (str | Config): Config (or its path); ``val_dataloader`` and
-            ``model`` are used.
-        checkpoint (str): Checkpoint with the model weights.
-        out_dir (str): Folder of the pictures (created).
-        num_samples (int): Number of samples (at most the dataset size).
-            Defaults to 8.
-        score_thr (float): Hide predicted boxes below this score. Defaults
-            to 0.3.
-        device (str): Torch device. Defaults to 'cpu'.
-
-    Returns:
-        list[str]: Paths of the written PNGs, in sample order.
-    """
-    if isinstance(cfg, str):
-        cfg = Config.fromfile(cfg)
-    if not osp.isfile(checkpoint):
-        raise FileNotFoundError(f'checkpoint {checkpoint!r} does not exist')
-    if num_samples < 1:
-        raise ValueError(f'num_samples must be >= 1, got {num_samples}')
-    init_default_scope(cfg.get('default_scope', 'mmdet3d'))
-    model = MODELS.build(cfg.model)
-    load_checkpoint(model, checkpoint, map_location='cpu')
-    model.to(device).eval()
-
-    loader_cfg = cfg.val_dataloader.copy()
-    loader_cfg['num_workers'] = 0
-    loader_cfg['persistent_workers'] = False
-    dataloader = Runner.build_dataloader(loader_cfg)
-    dataset = dataloader.dataset
-    class_names = list(dataset.metainfo.get('classes', []) or []) or None
-    mask_range, map_classes = _map_settings(cfg)
-    os.makedirs(out_dir, exist_ok=True)
-
-    written: List[str] = []
-    # islice: never load more batches than needed
-    num_batches = math.ceil(num_samples / (dataloader.batch_size or 1))
-    batches = itertools.islice(zip(dataloader.batch_sampler, dataloader),
-                               num_batches)
-    for indices, batch in batches:
-        with torch.no_grad():
-            outputs = model.test_step(batch)
-        for k, (index, sample) in enumerate(zip(indices, outputs)):
-            if len(written) >= num_samples:
-                break
-            meta = sample.metainfo
-            info = dataset.get_data_info(index)
-            if info.get('token') != meta.get('token'):
-                raise RuntimeError(
-                    f'sample order mismatch: dataset index {index} has token '
-                    f"{info.get('token')} but the batch has "
-                    f"{meta.get('token')}")
-            lidar_aug = np.asarray(meta.get('lidar_aug_matrix', np.eye(4)),
-                                   dtype=np.float64)
-            undo_aug = np.linalg.inv(lidar_aug)
-            points = transform_points(to_numpy(batch['inputs']['points'][k]),
-                                      undo_aug)
-            pred = sample.pred_instances_3d \
-                if 'pred_instances_3d' in sample else None
-            pred_boxes = pred_scores = pred_labels = None
-            if pred is not None:
-                pred_boxes = transform_boxes(pred.bboxes_3d, undo_aug)
-                pred_scores = to_numpy(pred.scores_3d)
-                pred_labels = to_numpy(pred.labels_3d)
-            gt_boxes, _ = _gt_boxes(dataset, info)
-            images = [
-                mmcv.imread(p, channel_order='rgb') for p in meta['img_path']
-            ]
-            gt_masks = sample.gt_bev_masks \
-                if 'gt_bev_masks' in sample else None
-            pred_masks = sample.pred_bev_masks \
-                if 'pred_bev_masks' in sample else None
-            # masks stay on their grid (the augmented LiDAR frame, which is
-            # the LiDAR frame at test time)
-            num_pred = 0 if pred_scores is None else int(
-                (pred_scores >= score_thr).sum())
-            token = meta.get('token', str(index))
-            out_file = osp.join(out_dir, f'{len(written):04d}_{token}.png')
-            render_sample(
-                out_file,
-                images=images,
-                points=points,
-                gt_boxes=gt_boxes,
-                pred_boxes=pred_boxes,
-                pred_scores=pred_scores,
-                pred_labels=pred_labels,
-                gt_masks=gt_masks,
-                pred_masks=pred_masks,
-                lidar2img=np.asarray(meta['lidar2img']),
-                score_thr=score_thr,
-                class_names=class_names,
-                map_classes=map_classes,
-                mask_range=mask_range,
-                cam_names=_camera_names(info, meta['img_path']),
-                lidar2ego=meta.get('lidar2ego'),
-                title=f'sample {index} ({token}): {len(gt_boxes)} GT boxes, '
-                f'{num_pred} predictions with score >= {score_thr}')
-            written.append(out_file)
-    return written
+import mtl_fusion  # noqa: F401  (compat shims + registration)
+from mtl_fusion.analysis import visualize_results
 
 
 def parse_args(argv=None):

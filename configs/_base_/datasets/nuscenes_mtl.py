@@ -2,6 +2,7 @@
 # camera (6 views) + LiDAR (key frame + sweeps), det boxes and BEV map masks.
 # Map masks are (C, Y, X) bool, grid [-50, 50] m at 0.5 m (200 x 200) in the
 # augmented LiDAR frame (see LoadBEVMapMasks); infos need `location`.
+_base_ = []
 point_cloud_range = [-54.0, -54.0, -5.0, 54.0, 54.0, 3.0]
 class_names = [
     'car', 'truck', 'trailer', 'bus', 'construction_vehicle', 'bicycle',
@@ -42,89 +43,36 @@ bev_rot_range = [-0.78539816, 0.78539816]
 bev_scale_range = [0.9, 1.1]
 bev_translation_std = [0.5, 0.5, 0.5]
 
-load_points = dict(
-    type='StrictLoadPointsFromFile',
-    coord_type='LIDAR',
-    load_dim=5,
-    use_dim=5,
-    backend_args=backend_args)
-load_images = dict(
-    type='StrictLoadMultiViewImageFromFiles',
-    to_float32=True,
-    color_type='color',
-    num_views=6,
-    backend_args=backend_args)
-load_map_masks = dict(
-    type='LoadBEVMapMasks',
-    data_root=data_root,
-    classes=map_classes,
-    xbound=bev_xbound,
-    ybound=bev_ybound)
+# The pipelines come from one builder in the package, called once per
+# modality set: dataset configs differ in settings, not in steps. A function
+# rather than mmengine's pure-Python config style, because that style cannot
+# inherit the text-style `mmdet3d::` bases our configs use. (The empty
+# `_base_` at the top keeps this file text-style despite the import.)
+from mtl_fusion.utils.pipelines import nus_multi_task_pipelines  # noqa: E402
 
-train_pipeline = [
-    load_points,
-    dict(
-        type='StrictLoadPointsFromMultiSweeps',
-        sweeps_num=sweeps_num,
-        load_dim=5,
-        use_dim=[0, 1, 2, 3, 4],
-        pad_empty_sweeps=True,
-        remove_close=True,
-        backend_args=backend_args),
-    load_images,
-    dict(type='LoadAnnotations3D', with_bbox_3d=True, with_label_3d=True),
-    dict(
-        type='MultiViewImageAug3D',
-        final_dim=image_size,
-        resize_lim=img_resize_lim,
-        resize_relative=img_resize_relative,
-        bot_pct_lim=[0.0, 0.0],
-        rot_lim=img_rot_lim,
-        rand_flip=True,
-        is_train=True),
-    dict(
-        type='BEVGlobalRotScaleTrans',
-        rot_range=bev_rot_range,
-        scale_ratio_range=bev_scale_range,
-        translation_std=bev_translation_std),
-    load_map_masks,
-    dict(
-        type='BEVRandomFlip3D',
-        flip_ratio_bev_horizontal=0.5,
-        flip_ratio_bev_vertical=0.5),
-    dict(type='PointsRangeFilter', point_cloud_range=point_cloud_range),
-    dict(type='ObjectRangeFilter', point_cloud_range=point_cloud_range),
-    dict(type='ObjectNameFilter', classes=class_names),
-    dict(type='PointShuffle'),
-    dict(
-        type='PackMultiTaskInputs',
-        keys=[
-            'points', 'img', 'gt_bboxes_3d', 'gt_labels_3d', 'gt_masks_bev'
-        ])
-]
-test_pipeline = [
-    load_points,
-    dict(
-        type='StrictLoadPointsFromMultiSweeps',
-        sweeps_num=sweeps_num,
-        load_dim=5,
-        use_dim=[0, 1, 2, 3, 4],
-        pad_empty_sweeps=True,
-        remove_close=True,
-        test_mode=True,
-        backend_args=backend_args),
-    load_images,
-    dict(
-        type='MultiViewImageAug3D',
-        final_dim=image_size,
-        resize_lim=img_resize_lim,
-        resize_relative=img_resize_relative,
-        bot_pct_lim=[0.0, 0.0],
-        is_train=False),
-    load_map_masks,
-    dict(type='PointsRangeFilter', point_cloud_range=point_cloud_range),
-    dict(type='PackMultiTaskInputs', keys=['points', 'img', 'gt_masks_bev'])
-]
+pipeline_settings = dict(
+    data_root=data_root,
+    class_names=class_names,
+    map_classes=map_classes,
+    point_cloud_range=point_cloud_range,
+    bev_xbound=bev_xbound,
+    bev_ybound=bev_ybound,
+    sweeps_num=sweeps_num,
+    image_size=image_size,
+    img_resize_lim=img_resize_lim,
+    img_resize_relative=img_resize_relative,
+    img_rot_lim=img_rot_lim,
+    bev_rot_range=bev_rot_range,
+    bev_scale_range=bev_scale_range,
+    bev_translation_std=bev_translation_std,
+    backend_args=backend_args)
+train_pipeline, test_pipeline = nus_multi_task_pipelines(**pipeline_settings)
+# Single-modality models load only their input (see the cam-seg and
+# lidar-det leaves).
+camera_train_pipeline, camera_test_pipeline = nus_multi_task_pipelines(
+    modalities=['camera'], **pipeline_settings)
+lidar_train_pipeline, lidar_test_pipeline = nus_multi_task_pipelines(
+    modalities=['lidar'], **pipeline_settings)
 
 train_dataloader = dict(
     batch_size=4,

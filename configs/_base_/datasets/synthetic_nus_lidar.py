@@ -8,9 +8,17 @@ data_root = {{_base_.data_root}}
 class_names = {{_base_.class_names}}
 point_cloud_range = [-50.0, -50.0, -5.0, 50.0, 50.0, 3.0]
 backend_args = None
+load_points = dict(
+    type='StrictLoadPointsFromFile',
+    coord_type='LIDAR',
+    load_dim=5,
+    use_dim=5,
+    backend_args=backend_args)
 
+# PointPillars' own augmentation (milder than the multi-task pipelines'),
+# hence not nus_multi_task_pipelines(modalities=['lidar']).
 train_pipeline = [
-    {{_base_.load_points}},
+    load_points,
     dict(
         type='StrictLoadPointsFromMultiSweeps',
         sweeps_num={{_base_.sweeps_num}},
@@ -31,7 +39,7 @@ train_pipeline = [
         keys=['points', 'gt_bboxes_3d', 'gt_labels_3d'])
 ]
 test_pipeline = [
-    {{_base_.load_points}},
+    load_points,
     dict(
         type='StrictLoadPointsFromMultiSweeps',
         sweeps_num={{_base_.sweeps_num}},

@@ -1,105 +1,44 @@
 # The tiny synthetic nuScenes-format world (mtl_fusion.synthetic), v1.0-mini
 # layout (val = scene-0103, scene-0916), with CPU-friendly settings: small
 # images, 2 sweeps, no dataloader workers. Everything else (classes, map
-# grid, dataset type, evaluator layout) comes from nuscenes_mtl.py.
+# grid, dataset type, evaluator layout, the pipeline steps) comes from
+# nuscenes_mtl.py; only the pipeline settings differ.
 _base_ = ['./nuscenes_mtl.py']
+
+from mtl_fusion.utils.pipelines import nus_multi_task_pipelines  # noqa: E402
 
 data_root = 'data/synthetic-nuscenes/'
 nus_version = 'v1.0-mini'
-class_names = {{_base_.class_names}}
-map_classes = {{_base_.map_classes}}
-point_cloud_range = {{_base_.point_cloud_range}}
-metainfo = dict(classes=class_names, version=nus_version)
-backend_args = None
+metainfo = dict(classes={{_base_.class_names}}, version=nus_version)
 
 sweeps_num = 2
 image_size = [64, 192]
 img_resize_lim = [0.9, 1.1]  # relative: 1.0 = image width fits 192 px
 img_resize_relative = True
 
-load_points = dict(
-    type='StrictLoadPointsFromFile',
-    coord_type='LIDAR',
-    load_dim=5,
-    use_dim=5,
-    backend_args=backend_args)
-load_images = dict(
-    type='StrictLoadMultiViewImageFromFiles',
-    to_float32=True,
-    color_type='color',
-    num_views=6,
-    backend_args=backend_args)
-load_map_masks = dict(
-    type='LoadBEVMapMasks',
+# {{_base_.x}} values are filled in by mmengine after this file has run; the
+# builder only places them into the steps.
+pipeline_settings = dict(
     data_root=data_root,
-    classes=map_classes,
-    xbound={{_base_.bev_xbound}},
-    ybound={{_base_.bev_ybound}})
-
-train_pipeline = [
-    load_points,
-    dict(
-        type='StrictLoadPointsFromMultiSweeps',
-        sweeps_num=sweeps_num,
-        load_dim=5,
-        use_dim=[0, 1, 2, 3, 4],
-        pad_empty_sweeps=True,
-        remove_close=True,
-        backend_args=backend_args),
-    load_images,
-    dict(type='LoadAnnotations3D', with_bbox_3d=True, with_label_3d=True),
-    dict(
-        type='MultiViewImageAug3D',
-        final_dim=image_size,
-        resize_lim=img_resize_lim,
-        resize_relative=img_resize_relative,
-        bot_pct_lim=[0.0, 0.0],
-        rot_lim=[-5.4, 5.4],
-        rand_flip=True,
-        is_train=True),
-    dict(
-        type='BEVGlobalRotScaleTrans',
-        rot_range=[-0.78539816, 0.78539816],
-        scale_ratio_range=[0.9, 1.1],
-        translation_std=[0.5, 0.5, 0.5]),
-    load_map_masks,
-    dict(
-        type='BEVRandomFlip3D',
-        flip_ratio_bev_horizontal=0.5,
-        flip_ratio_bev_vertical=0.5),
-    dict(type='PointsRangeFilter', point_cloud_range=point_cloud_range),
-    dict(type='ObjectRangeFilter', point_cloud_range=point_cloud_range),
-    dict(type='ObjectNameFilter', classes=class_names),
-    dict(type='PointShuffle'),
-    dict(
-        type='PackMultiTaskInputs',
-        keys=[
-            'points', 'img', 'gt_bboxes_3d', 'gt_labels_3d', 'gt_masks_bev'
-        ])
-]
-test_pipeline = [
-    load_points,
-    dict(
-        type='StrictLoadPointsFromMultiSweeps',
-        sweeps_num=sweeps_num,
-        load_dim=5,
-        use_dim=[0, 1, 2, 3, 4],
-        pad_empty_sweeps=True,
-        remove_close=True,
-        test_mode=True,
-        backend_args=backend_args),
-    load_images,
-    dict(
-        type='MultiViewImageAug3D',
-        final_dim=image_size,
-        resize_lim=img_resize_lim,
-        resize_relative=img_resize_relative,
-        bot_pct_lim=[0.0, 0.0],
-        is_train=False),
-    load_map_masks,
-    dict(type='PointsRangeFilter', point_cloud_range=point_cloud_range),
-    dict(type='PackMultiTaskInputs', keys=['points', 'img', 'gt_masks_bev'])
-]
+    class_names={{_base_.class_names}},
+    map_classes={{_base_.map_classes}},
+    point_cloud_range={{_base_.point_cloud_range}},
+    bev_xbound={{_base_.bev_xbound}},
+    bev_ybound={{_base_.bev_ybound}},
+    sweeps_num=sweeps_num,
+    image_size=image_size,
+    img_resize_lim=img_resize_lim,
+    img_resize_relative=img_resize_relative,
+    img_rot_lim={{_base_.img_rot_lim}},
+    bev_rot_range={{_base_.bev_rot_range}},
+    bev_scale_range={{_base_.bev_scale_range}},
+    bev_translation_std={{_base_.bev_translation_std}},
+    backend_args={{_base_.backend_args}})
+train_pipeline, test_pipeline = nus_multi_task_pipelines(**pipeline_settings)
+camera_train_pipeline, camera_test_pipeline = nus_multi_task_pipelines(
+    modalities=['camera'], **pipeline_settings)
+lidar_train_pipeline, lidar_test_pipeline = nus_multi_task_pipelines(
+    modalities=['lidar'], **pipeline_settings)
 
 train_dataloader = dict(
     batch_size=2,

@@ -1,28 +1,27 @@
 """FULLER's multi-level gradient calibration, as an OptimWrapper mixin."""
 import logging
 import math
-from contextlib import ExitStack, contextmanager
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional
 
 import torch
-import torch.distributed as torch_dist
 import torch.nn as nn
-from mmengine.dist import all_gather_object, get_world_size
+from mmengine.dist import all_gather_object, all_reduce, get_world_size
 from mmengine.logging import print_log
-from mmengine.model import is_model_wrapper
 from torch import Tensor
-from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
-from torch.nn.parallel import DistributedDataParallel
 
 from ..calibrators import BaseTaskWeighting, ModalityGradientGate
 from ..registry import TASK_WEIGHTINGS
-from ._model_binding import (GradScaleBox, LossRecorder, make_fuser_pre_hook,
-                             normalize_slices, reduce_loss_value,
-                             resolve_module, resolve_params)
+from .calibration_logging import log_calibration
+from .model_binding import CalibrationBinding
+from .task_jacobian import (group_sq_norms, loss_grads, slice_norms,
+                            task_jacobian)
+from .task_loss_grouping import TaskLosses, group_task_losses
 
 __all__ = ['GradientCalibrationMixin']
 
-_BUCKET_NUMEL = 1 << 23
+_KEYS = ('tasks', 'extra_prefixes', 'shared_layer', 'weighting',
+         'log_task_grads', 'fuser', 'modalities', 'intra_layer',
+         'intra_param', 'modality_slices', 'gate')
 
 
 class GradientCalibrationMixin:
@@ -31,73 +30,87 @@ class GradientCalibrationMixin:
     Mixed in before :class:`~mmengine.optim.OptimWrapper` (or
     ``AmpOptimWrapper``); it replaces :meth:`backward` and keeps the rest of
     the wrapper contract (``_inner_count``, ``should_update`` with
-    ``accumulative_counts``, ``clip_grad``, ``optim_context``). Per call of
-    ``update_params``:
+    ``accumulative_counts``, ``optim_context``, ``clip_grad``, ``step``). Per
+    call of ``update_params``, on the loss dict of the last ``mode='loss'``
+    forward of the bound model:
 
-    1. *Inter-gradient calibration.* The task losses ``L_t`` (loss dict keys
-       ``'<task>.<name>'`` containing ``'loss'``, reduced like
-       ``parse_losses``) of the last ``mode='loss'`` forward are differentiated
-       w.r.t. the shared layer's parameters: ``J`` (``T x P``). The weighting
-       method maps ``J`` to ``alpha`` and ``L = sum_t alpha_t L_t`` (+ loss
-       entries without a task prefix, unweighted).
-    2. *Intra-gradient calibration.* ``x, y`` = norms of ``dL/dtheta_F`` over
-       the input-channel slices of the intra-gradient layer; the
-       :class:`ModalityGradientGate` turns them into running weights which
-       scale the gradient flowing from the fuser into each modality branch
-       during the backward of ``L``.
-    3. ``gamma_task``, per-task gradient norms, ``alpha``, ``gamma_modal``,
-       and the gate weights go to the MessageHub under ``train/calib/``.
+    1. *Inter-gradient calibration.* The per-task losses ``L_t`` (see the
+       key rule below) are differentiated w.r.t. the shared layer's
+       parameters: ``J`` (``T x P``). The weighting maps ``J`` to ``alpha``
+       and ``L = sum_t alpha_t L_t + extra``.
+    2. *Intra-gradient calibration.* The :class:`ModalityGradientGate` turns
+       one gradient norm per modality into running weights; during the
+       backward of ``L`` the gradient flowing from the fuser into each
+       modality branch is multiplied by its weight (a forward pre-hook on
+       the fuser wraps its inputs, so any fuser works). The norms are those
+       of ``dL/d(fuser input)`` by default, or, with ``intra_layer``
+       (FULLER's definition), of ``dL/dtheta`` over each modality's
+       input-channel slice of that layer's parameter.
+    3. The step's scalars go to the MessageHub under ``train/calib/``
+       (``gamma_task``, ``gamma_modal`` in the configured orders, see
+       :mod:`.calibration_logging`).
+
+    Loss keys: a key without ``'loss'`` is ignored (as ``parse_losses``
+    does); ``'<p>.*'`` with ``p`` in ``extra_prefixes`` is added unweighted;
+    ``'<task>.*'`` is a loss of ``task``, which must be in ``tasks`` when
+    ``tasks`` is set (otherwise every other prefix is a task); any other key
+    with ``'loss'`` raises an error naming it. Each group is reduced by the
+    model's own ``parse_losses``.
 
     A task is excluded for the step when its loss is missing or an exactly
-    zero tensor without grad on every rank. Loss scaling (AMP) and the
-    accumulation factor do not change ``alpha`` or the gate: gradients are
+    zero tensor without grad on every rank. AMP loss scaling and the
+    accumulation factor change neither ``alpha`` nor the gate: gradients are
     unscaled before norms and fallback checks.
 
-    Distributed (``DistributedDataParallel`` with world size > 1): the wrapper
-    disables DDP's automatic gradient reduction in :meth:`optim_context`,
-    averages ``J`` and ``dL/dtheta_F`` across ranks before computing weights
-    (so every rank computes identical weights), and averages the parameter
-    gradients exactly once, before ``step``.
+    Distributed (``DistributedDataParallel``, world size > 1): ``J`` and the
+    gate's gradients come from ``torch.autograd.grad``, which DDP does not
+    reduce, so they are averaged across ranks here before any weight is
+    computed (all ranks compute the same weights); the calibrated backward is
+    an ordinary backward, so DDP's reducer averages the parameter gradients
+    (and ``optim_context`` skips the sync while accumulating, as in
+    ``OptimWrapper``).
 
-    The model is bound by :meth:`bind_model`, which the Runner triggers
-    through ``initialize_count_status``; outside a Runner call it yourself.
+    The Runner binds the model through ``initialize_count_status``; outside
+    a Runner call :meth:`bind_model` yourself.
 
     Args:
         calibration (dict): Calibration settings:
 
-            - tasks (list[str], optional): Task prefixes in loss keys, in the
-              order used for ``gamma_task`` (``norm[0] / norm[1]``). Default:
-              the sorted prefixes seen in the loss dict.
+            - tasks (list[str], optional): Task prefixes, in the order used
+              for ``gamma_task``. Default: the sorted prefixes seen.
+            - extra_prefixes (list[str]): Loss-key prefixes added unweighted.
+              Defaults to ``['distill']``.
             - shared_layer (str | list[str]): Parameter names or a module
               prefix of the last shared layer. Required unless the weighting
-              does not need gradients and ``log_task_grads`` is False.
+              needs no gradients and ``log_task_grads`` is False.
             - weighting (dict | BaseTaskWeighting): Task weighting method.
               Defaults to ``dict(type='IMTLGWeighting')``.
-            - fuser (str, optional): Module path of the fuser whose forward
-              receives ``[feat_a, feat_b]``. None disables the gate.
-            - intra_layer (str, optional): Module path of the fuser's first
-              layer (the intra-gradient layer). Required with ``fuser``.
+            - log_task_grads (bool): Compute per-task gradients for logging
+              even when the weighting does not need them. Defaults to True.
+            - fuser (str, optional): Module path of the fuser; its first
+              argument is a dict ``{modality: feature}`` or a list in its
+              ``modalities`` order. None disables the gate.
+            - modalities (list[str], optional): Gated modalities, in the
+              order used for ``gamma_modal``. Default: the keys of
+              ``modality_slices``, else the fuser's ``modalities``.
+            - intra_layer (str, optional): Module path of the layer whose
+              parameter slices are measured (FULLER: the fuser's first
+              conv). Defaults to None (measure the fuser inputs).
             - intra_param (str): Its parameter. Defaults to ``'weight'``.
-            - modality_slices (dict, optional): Modality name to ``(start,
-              stop)`` input channels of ``intra_param`` (dim 1), in the order
-              of the fuser inputs. Default: the fuser's ``modality_slices``.
+            - modality_slices (dict, optional): Modality to ``(start, stop)``
+              input channels (dim 1) of ``intra_param``. Default: the
+              fuser's ``in_channels`` in the order of its ``modalities``.
             - gate (dict, optional): :class:`ModalityGradientGate` arguments
               (``alpha``, ``momentum``, ``init_weight``). None disables the
               intra-gradient calibration. Defaults to ``dict()``.
-            - log_task_grads (bool): Compute per-task gradients for logging
-              even when the weighting does not need them. Defaults to True.
     """
 
     def _init_calibration(self, calibration: Optional[Dict] = None) -> None:
         cfg = dict(calibration or {})
-        known = {
-            'tasks', 'shared_layer', 'weighting', 'fuser', 'intra_layer',
-            'intra_param', 'modality_slices', 'gate', 'log_task_grads'
-        }
-        unknown = sorted(set(cfg) - known)
+        unknown = sorted(set(cfg) - set(_KEYS))
         if unknown:
             raise KeyError(f'unknown calibration keys {unknown}; known: '
-                           f'{sorted(known)}')
+                           f'{sorted(_KEYS)}')
         tasks = cfg.get('tasks')
         self.calib_tasks: Optional[List[str]] = (
             None if tasks is None else [str(t) for t in tasks])
@@ -105,39 +118,44 @@ class GradientCalibrationMixin:
                 len(set(self.calib_tasks)) != len(self.calib_tasks)
                 or not self.calib_tasks):
             raise ValueError(
-                f'tasks must be unique and non-empty, got {tasks}')
+                f'calibration.tasks must be unique and non-empty, got {tasks}')
+        self.extra_prefixes = tuple(
+            str(p) for p in cfg.get('extra_prefixes', ('distill', )))
+        clash = sorted(set(self.calib_tasks or ()) & set(self.extra_prefixes))
+        if clash:
+            raise ValueError(f'calibration: {clash} are both tasks and '
+                             'extra_prefixes')
         self.shared_layer = cfg.get('shared_layer')
         weighting = cfg.get('weighting', dict(type='IMTLGWeighting'))
         if isinstance(weighting, dict):
             weighting = TASK_WEIGHTINGS.build(weighting)
         if not isinstance(weighting, BaseTaskWeighting):
-            raise TypeError('weighting must be a BaseTaskWeighting or its '
-                            f'config, got {type(weighting).__name__}')
+            raise TypeError('calibration.weighting must be a '
+                            'BaseTaskWeighting or its config, got '
+                            f'{type(weighting).__name__}')
         self.weighting: BaseTaskWeighting = weighting
         self.log_task_grads = bool(cfg.get('log_task_grads', True))
         self.fuser_name: Optional[str] = cfg.get('fuser')
+        modalities = cfg.get('modalities')
+        self.modalities = None if modalities is None else [
+            str(m) for m in modalities
+        ]
         self.intra_layer_name: Optional[str] = cfg.get('intra_layer')
         self.intra_param_name: str = cfg.get('intra_param', 'weight')
         self._slices_cfg: Optional[Dict] = cfg.get('modality_slices')
+        if self._slices_cfg is not None and self.intra_layer_name is None:
+            raise ValueError('calibration.modality_slices are slices of '
+                             '`intra_layer`, which is not set')
         self._gate_cfg: Optional[Dict] = cfg.get('gate', dict())
-        if self._gate_cfg is not None and self.fuser_name is None:
+        if self.fuser_name is None:
             self._gate_cfg = None
-        if self._gate_cfg is not None and self.intra_layer_name is None:
-            raise ValueError('calibration: the modality gate needs '
-                             '`intra_layer` (the fuser\'s first layer)')
+        names = self.modalities or (list(self._slices_cfg)
+                                    if self._slices_cfg else None)
         self.gate: Optional[ModalityGradientGate] = None
+        if self._gate_cfg is not None and names:
+            self.gate = ModalityGradientGate(names, **self._gate_cfg)
         self._pending_gate_state: Optional[Dict] = None
-        if self._gate_cfg is not None and self._slices_cfg is not None:
-            self.gate = ModalityGradientGate(
-                modalities=list(self._slices_cfg), **self._gate_cfg)
-        self._bound_model: Optional[nn.Module] = None
-        self._hook_handles: List[Any] = []
-        self._recorder = LossRecorder()
-        self._shared_params: List[nn.Parameter] = []
-        self._intra_param: Optional[nn.Parameter] = None
-        self._slices: Dict[str, slice] = {}
-        self._scale_box: Optional[GradScaleBox] = None
-        self._distributed = False
+        self._binding: Optional[CalibrationBinding] = None
         self._checked_total = False
         self.last_calibration: Dict[str, Any] = {}
 
@@ -147,8 +165,12 @@ class GradientCalibrationMixin:
         """Whether per-task gradients at the shared layer are computed."""
         return self.weighting.requires_jacobian or self.log_task_grads
 
+    @property
+    def _distributed(self) -> bool:
+        return self._binding is not None and self._binding.distributed
+
     def bind_model(self, model: nn.Module) -> None:
-        """Attach to ``model`` (plain or wrapped): resolve the named layers and
+        """Resolve the named layers of ``model`` (plain or wrapped) and
         register the loss-recording and gradient-scaling hooks.
 
         Args:
@@ -156,86 +178,46 @@ class GradientCalibrationMixin:
                 (MM)DistributedDataParallel.
         """
         self.unbind_model()
-        module = model.module if is_model_wrapper(model) else model
-        if self.needs_task_grads:
-            if self.shared_layer is None:
-                raise ValueError(
-                    'calibration: `shared_layer` (the last layer of the '
-                    'shared backbone) is required by '
-                    f'{type(self.weighting).__name__} and for logging '
-                    'gamma_task (set log_task_grads=False to skip logging)')
-            self._shared_params = [
-                p for _, p in resolve_params(module, self.shared_layer,
-                                             'calibration.shared_layer')
-            ]
-        if self._gate_cfg is not None:
-            fuser = resolve_module(module, self.fuser_name,
-                                   'calibration.fuser')
-            layer = resolve_module(module, self.intra_layer_name,
-                                   'calibration.intra_layer')
-            param = getattr(layer, self.intra_param_name, None)
-            if not isinstance(param, nn.Parameter) or param.dim() < 2:
-                raise ValueError(
-                    f'calibration.intra_param: {self.intra_layer_name}.'
-                    f'{self.intra_param_name} is not a parameter with an '
-                    'input-channel dimension; parameters of the layer: '
-                    f'{[n for n, _ in layer.named_parameters()]}')
-            slices = self._slices_cfg
-            if slices is None:
-                slices = getattr(fuser, 'modality_slices', None)
-                if slices is None:
-                    raise ValueError(
-                        'calibration: give `modality_slices` or expose '
-                        f'`modality_slices` on {type(fuser).__name__}')
-            self._slices = normalize_slices(dict(slices), param.shape[1],
-                                            'calibration.modality_slices')
-            self._intra_param = param
-            if self.gate is None or list(self.gate.modalities) != list(
-                    self._slices):
-                self.gate = ModalityGradientGate(
-                    modalities=list(self._slices), **self._gate_cfg)
+        if self.needs_task_grads and self.shared_layer is None:
+            raise ValueError(
+                'calibration: `shared_layer` (the last layer of the shared '
+                f'backbone) is required by {type(self.weighting).__name__} '
+                'and for logging gamma_task (set log_task_grads=False to '
+                'skip logging)')
+        gate_on = self._gate_cfg is not None
+        binding = CalibrationBinding(
+            model,
+            shared_layer=self.shared_layer if self.needs_task_grads else None,
+            fuser=self.fuser_name if gate_on else None,
+            modalities=self.modalities,
+            intra_layer=self.intra_layer_name,
+            intra_param=self.intra_param_name,
+            modality_slices=self._slices_cfg)
+        if gate_on:
+            if self.gate is None or list(
+                    self.gate.modalities) != binding.modalities:
+                self.gate = ModalityGradientGate(binding.modalities,
+                                                 **self._gate_cfg)
             if self._pending_gate_state is not None:
                 self.gate.load_state_dict(self._pending_gate_state)
                 self._pending_gate_state = None
-            self._scale_box = GradScaleBox(len(self._slices))
-            self._hook_handles.append(
-                fuser.register_forward_pre_hook(
-                    make_fuser_pre_hook(self._scale_box, len(self._slices),
-                                        self.fuser_name)))
-        self._hook_handles.append(module.register_forward_hook(
-            self._recorder))
-        self._distributed = (
-            isinstance(model, DistributedDataParallel)
-            and torch_dist.is_available() and torch_dist.is_initialized()
-            and get_world_size() > 1)
-        self._bound_model = model
+        self._binding = binding
 
     def unbind_model(self) -> None:
         """Remove the hooks registered by :meth:`bind_model`."""
-        for handle in self._hook_handles:
-            handle.remove()
-        self._hook_handles = []
-        self._bound_model = None
+        if self._binding is not None:
+            self._binding.remove()
+        self._binding = None
 
     def initialize_count_status(self, model: nn.Module, init_counts: int,
                                 max_counts: int) -> None:
         """Bind ``model`` (the Runner calls this before training), then
         initialise the accumulation counters as the parent does."""
-        if self._bound_model is not model:
+        if self._binding is None or self._binding.model is not model:
             self.bind_model(model)
         super().initialize_count_status(model, init_counts, max_counts)
 
-    # ------------------------------------------------------------- contract
-    @contextmanager
-    def optim_context(self, model: nn.Module):
-        """The parent's context; under DDP also ``no_sync`` on every step,
-        because this wrapper reduces gradients itself."""
-        with ExitStack() as stack:
-            if self._distributed and hasattr(model, 'no_sync'):
-                stack.enter_context(model.no_sync())
-            stack.enter_context(super().optim_context(model))
-            yield
-
+    # ------------------------------------------------------------- backward
     def backward(self, loss: Tensor, **kwargs) -> None:
         """Calibrated back-propagation of the recorded task losses.
 
@@ -244,97 +226,133 @@ class GradientCalibrationMixin:
                 calibrated loss when all task weights are 1.
             kwargs: Keyword arguments for :meth:`torch.Tensor.backward`.
         """
-        if self._bound_model is None:
+        binding = self._binding
+        if binding is None:
             raise RuntimeError(
                 f'{type(self).__name__} is not bound to a model: the Runner '
                 'binds it in initialize_count_status; outside a Runner call '
                 'optim_wrapper.bind_model(model) before training')
-        record = self._recorder.pop()
+        record = binding.recorder.pop()
         if record is None:
             raise RuntimeError(
                 f'{type(self).__name__} found no loss dict: call the bound '
                 "model with mode='loss' (in training mode) before "
                 'update_params')
         factor = float(self.scale_loss(torch.ones((), dtype=torch.float64)))
-        task_losses, extra = self._split_losses(record)
-        self._check_total(loss, task_losses, extra, factor)
-        tasks = self._task_list(task_losses)
-        present = [1.0 if self._is_live(task_losses.get(t)) else 0.0
-                   for t in tasks]
-        present = self._all_reduce(
-            torch.tensor(present, device=self._device()), op='max')
-        active = [t for t, p in zip(tasks, present.tolist()) if p > 0]
+        groups = group_task_losses(record, binding.parse_losses,
+                                   self.calib_tasks, self.extra_prefixes)
+        self._check_total(loss, groups, factor)
+        tasks = self._task_list(groups.tasks)
+        present = torch.tensor(
+            [1.0 if self._is_live(groups.tasks.get(t)) else 0.0
+             for t in tasks], device=self._device())
+        active = [
+            t for t, p in zip(tasks, self._reduce(present, 'max').tolist())
+            if p > 0
+        ]
         scale = self._loss_scale()
         info: Dict[str, Any] = dict(tasks=active)
+        weights = self._task_weights(active, groups, scale, info)
+        info['weights'] = dict(zip(active, weights))
+        total = self._weighted_loss(loss, active, weights, groups, factor)
+        scaler = binding.scaler
+        if self.gate is not None and scaler is not None:
+            self._update_gate(total, scale, info)
+        try:
+            if self.gate is not None and scaler is not None:
+                scaler.set_factors(self.gate.weights)
+            super().backward(total, **kwargs)
+        finally:
+            if scaler is not None:
+                scaler.reset()
+        self.last_calibration = info
+        log_calibration(self.message_hub, info, tasks,
+                        binding.modalities)
 
-        # 1. inter-gradient calibration
+    def _task_weights(self, active: List[str], groups: TaskLosses,
+                      scale: float, info: Dict[str, Any]) -> List[float]:
         jacobian = None
         if active and self.needs_task_grads:
-            jacobian = self._task_jacobian(active, task_losses, scale)
+            jacobian = self._reduce(
+                task_jacobian([groups.tasks.get(t) for t in active],
+                              self._binding.shared_params, scale), 'mean')
             norms = jacobian.double().norm(dim=1)
             info['task_grad_norms'] = dict(zip(active, norms.tolist()))
         if not active:
-            weights = torch.zeros(0)
             info['fallback'] = 'no task loss in the batch'
-        elif len(active) == 1 and self.weighting.requires_jacobian:
-            weights = torch.ones(1)
+            return []
+        if len(active) == 1 and self.weighting.requires_jacobian:
+            return [1.0]
+        if jacobian is None:
+            jacobian = torch.zeros(len(active), 0)
+        detached = torch.stack([
+            groups.tasks[t].detach().float()
+            if t in groups.tasks else torch.zeros(()) for t in active
+        ])
+        result = self.weighting(jacobian, active, detached)
+        if result.fallback is not None:
+            info['fallback'] = result.fallback
+            print_log(
+                f'gradient calibration: {type(self.weighting).__name__} fell '
+                f'back to weights {result.weights.tolist()} at update '
+                f'{self._inner_count}: {result.fallback}',
+                logger='current', level=logging.WARNING)
+        return result.weights.tolist()
+
+    def _weighted_loss(self, loss: Tensor, active: List[str],
+                       weights: List[float], groups: TaskLosses,
+                       factor: float) -> Tensor:
+        if all(w == 1.0 for w in weights):
+            return loss
+        total = None
+        for task, weight in zip(active, weights):
+            value = groups.tasks.get(task)
+            if self._is_live(value) and value.requires_grad:
+                term = value * weight
+                total = term if total is None else total + term
+        if groups.extra is not None:
+            total = groups.extra if total is None else total + groups.extra
+        return loss if total is None else total * factor
+
+    def _update_gate(self, total: Tensor, scale: float,
+                     info: Dict[str, Any]) -> None:
+        binding = self._binding
+        if binding.intra_param is not None:
+            (grad, ) = loss_grads(total, [binding.intra_param], scale)
+            grad = self._reduce(grad.clone(), 'mean')
+            if scale != 1.0:
+                grad = grad / scale
+            norms = slice_norms(grad, binding.slices)
         else:
-            if jacobian is None:
-                jacobian = torch.zeros(len(active), 0)
-            detached = torch.stack([
-                reduce_loss_value(task_losses[t]).detach().float()
-                if t in task_losses else torch.zeros(()) for t in active
-            ])
-            result = self.weighting(jacobian, active, detached)
-            weights = result.weights
-            if result.fallback is not None:
-                info['fallback'] = result.fallback
-                print_log(
-                    f'gradient calibration: {type(self.weighting).__name__} '
-                    f'fell back to weights {weights.tolist()} at update '
-                    f'{self._inner_count}: {result.fallback}',
-                    logger='current', level=logging.WARNING)
-        info['weights'] = dict(zip(active, weights.tolist()))
+            # sum of squares over ranks: the norm of dL/d(input) of the
+            # concatenated batch, whose loss is the mean of the ranks' losses
+            captured = binding.scaler.captured
+            names = [m for m in binding.modalities if m in captured]
+            grads = dict(
+                zip(names, loss_grads(total, [captured[m] for m in names],
+                                      scale)))
+            sq = torch.zeros(len(binding.modalities), dtype=torch.float64,
+                             device=self._device())
+            if names:
+                found = group_sq_norms({m: [grads[m]] for m in names})
+                for m, value in zip(names, found.to(sq.device)):
+                    sq[binding.modalities.index(m)] = value
+            world = get_world_size() if self._distributed else 1
+            norms = dict(
+                zip(binding.modalities,
+                    (self._reduce(sq, 'sum').sqrt() /
+                     (scale * world)).tolist()))
+        weights, reason = self.gate.update(norms)
+        info['modal_grad_norms'] = norms
+        info['gate_weights'] = weights
+        if reason is not None:
+            info['gate_skipped'] = reason
+            print_log(
+                'gradient calibration: modality gate kept weights '
+                f'{weights} at update {self._inner_count}: {reason}',
+                logger='current', level=logging.WARNING)
 
-        if all(w == 1.0 for w in weights.tolist()):
-            total = loss
-        else:
-            total = None
-            for t, w in zip(active, weights.tolist()):
-                value = task_losses.get(t)
-                if self._is_live(value) and value.requires_grad:
-                    term = value * w
-                    total = term if total is None else total + term
-            if extra is not None:
-                total = extra if total is None else total + extra
-            if total is None:
-                total = loss
-            else:
-                total = total * factor
-
-        # 2. intra-gradient calibration
-        if self.gate is not None and self._intra_param is not None:
-            self._update_gate(total, scale, info)
-
-        # 3. calibrated backward
-        try:
-            if self._scale_box is not None and self.gate is not None:
-                self._scale_box.factors = [
-                    self.gate.weights[m] for m in self._slices
-                ]
-            super().backward(total, **kwargs)
-        finally:
-            if self._scale_box is not None:
-                self._scale_box.reset()
-        self.last_calibration = info
-        self._log(info)
-
-    def step(self, **kwargs) -> None:
-        """Average gradients across ranks once (DDP), then the parent step."""
-        if self._distributed:
-            self._sync_grads()
-        super().step(**kwargs)
-
+    # ---------------------------------------------------------------- state
     def state_dict(self) -> dict:
         """The parent's state plus the calibration state (gate weights and
         the weighting method's own state)."""
@@ -368,7 +386,7 @@ class GradientCalibrationMixin:
     # -------------------------------------------------------------- helpers
     def _device(self) -> torch.device:
         # collectives on NCCL need accelerator tensors
-        for p in self._bound_model.parameters():
+        for p in self._binding.module.parameters():
             return p.device
         return torch.device('cpu')
 
@@ -378,183 +396,36 @@ class GradientCalibrationMixin:
             return 1.0
         return float(scaler.get_scale())
 
-    def _split_losses(self, record: Dict[str, Any]
-                      ) -> Tuple[Dict[str, Tensor], Optional[Tensor]]:
-        task_losses: Dict[str, Tensor] = {}
-        extra: Optional[Tensor] = None
-        known = set(self.calib_tasks) if self.calib_tasks else None
-        for key, value in record.items():
-            if 'loss' not in key:
-                continue
-            prefix = key.split('.', 1)[0] if '.' in key else None
-            reduced = reduce_loss_value(value)
-            if prefix is not None and (known is None or prefix in known):
-                prev = task_losses.get(prefix)
-                task_losses[prefix] = reduced if prev is None else (
-                    prev + reduced)
-            else:
-                extra = reduced if extra is None else extra + reduced
-        return task_losses, extra
-
-    def _check_total(self, loss: Tensor, task_losses: Dict[str, Tensor],
-                     extra: Optional[Tensor], factor: float) -> None:
-        if self._checked_total:
-            return
-        self._checked_total = True
-        parts = list(task_losses.values()) + ([extra] if extra is not None
-                                              else [])
-        mine = float(sum(float(p.detach()) for p in parts)) * factor
-        ref = float(loss.detach())
-        if not math.isclose(mine, ref, rel_tol=1e-3, abs_tol=1e-6):
-            print_log(
-                'gradient calibration: the loss given to update_params '
-                f'({ref:.6g}) differs from the sum of the recorded loss dict '
-                f'({mine:.6g}); the model probably overrides parse_losses. '
-                'With non-unit task weights the calibrated loss is built '
-                'from the recorded dict.',
-                logger='current', level=logging.WARNING)
+    def _reduce(self, tensor: Tensor, op: str) -> Tensor:
+        """All-reduce a per-rank quantity in place (identity off DDP)."""
+        if self._distributed:
+            all_reduce(tensor, op=op)
+        return tensor
 
     def _task_list(self, task_losses: Dict[str, Tensor]) -> List[str]:
         if self.calib_tasks is not None:
             return list(self.calib_tasks)
-        local = sorted(task_losses)
         if self._distributed:
-            gathered = all_gather_object(local)
+            gathered = all_gather_object(sorted(task_losses))
             return sorted({t for names in gathered for t in names})
-        return local
+        return sorted(task_losses)
 
     @staticmethod
     def _is_live(value: Optional[Tensor]) -> bool:
         if value is None:
             return False
-        if value.requires_grad:
-            return True
-        return bool(value.detach().ne(0).any())
+        return value.requires_grad or bool(value.detach().ne(0).any())
 
-    def _all_reduce(self, tensor: Tensor, op: str = 'mean') -> Tensor:
-        if not self._distributed:
-            return tensor
-        if op == 'max':
-            torch_dist.all_reduce(tensor, op=torch_dist.ReduceOp.MAX)
-            return tensor
-        torch_dist.all_reduce(tensor)
-        return tensor.div_(get_world_size())
-
-    def _task_jacobian(self, active: Sequence[str],
-                       task_losses: Dict[str, Tensor], scale: float) -> Tensor:
-        params = self._shared_params
-        numel = sum(p.numel() for p in params)
-        rows = []
-        for task in active:
-            value = task_losses.get(task)
-            if value is not None and value.requires_grad:
-                grads = torch.autograd.grad(
-                    value * scale if scale != 1.0 else value,
-                    params,
-                    retain_graph=True,
-                    allow_unused=True)
-                row = torch.cat([
-                    g.reshape(-1) if g is not None else
-                    torch.zeros(p.numel(), dtype=p.dtype, device=p.device)
-                    for g, p in zip(grads, params)
-                ])
-            else:
-                row = torch.zeros(
-                    numel, dtype=params[0].dtype, device=params[0].device)
-            rows.append(row)
-        jacobian = torch.stack(rows)
-        if scale != 1.0:
-            jacobian = jacobian / scale
-        return self._all_reduce(jacobian)
-
-    def _update_gate(self, total: Tensor, scale: float,
-                     info: Dict[str, Any]) -> None:
-        param = self._intra_param
-        grad = None
-        if total.requires_grad:
-            (grad, ) = torch.autograd.grad(
-                total * scale if scale != 1.0 else total, [param],
-                retain_graph=True,
-                allow_unused=True)
-        if grad is None:
-            grad = torch.zeros_like(param)
-        grad = self._all_reduce(grad.detach().clone())
-        if scale != 1.0:
-            grad = grad / scale
-        norms = {
-            name: float(grad[:, sl].double().norm())
-            for name, sl in self._slices.items()
-        }
-        weights, reason = self.gate.update(norms)
-        info['modal_grad_norms'] = norms
-        info['gate_weights'] = weights
-        if reason is not None:
-            info['gate_skipped'] = reason
+    def _check_total(self, loss: Tensor, groups: TaskLosses,
+                     factor: float) -> None:
+        if self._checked_total:
+            return
+        self._checked_total = True
+        mine, ref = groups.total() * factor, float(loss.detach())
+        if not math.isclose(mine, ref, rel_tol=1e-3, abs_tol=1e-6):
             print_log(
-                'gradient calibration: modality gate kept weights '
-                f'{weights} at update {self._inner_count}: {reason}',
+                'gradient calibration: the loss given to update_params '
+                f'({ref:.6g}) differs from the sum of the recorded loss dict '
+                f'({mine:.6g}); with non-unit task weights the calibrated '
+                'loss is built from the recorded dict.',
                 logger='current', level=logging.WARNING)
-
-    def _sync_grads(self) -> None:
-        module = self._bound_model
-        params = [p for p in module.parameters() if p.requires_grad]
-        has_grad = torch.tensor([p.grad is not None for p in params],
-                                dtype=torch.uint8,
-                                device=self._device())
-        torch_dist.all_reduce(has_grad, op=torch_dist.ReduceOp.MAX)
-        used = [p for p, h in zip(params, has_grad.tolist()) if h]
-        for p in used:
-            if p.grad is None:
-                p.grad = torch.zeros_like(p)
-        world = get_world_size()
-        by_dtype: Dict[Tuple, List[Tensor]] = {}
-        for p in used:
-            by_dtype.setdefault((p.grad.dtype, p.grad.device), []).append(
-                p.grad)
-        for grads in by_dtype.values():
-            bucket: List[Tensor] = []
-            size = 0
-            for g in grads + [None]:
-                if g is not None:
-                    bucket.append(g)
-                    size += g.numel()
-                if bucket and (g is None or size >= _BUCKET_NUMEL):
-                    flat = _flatten_dense_tensors(bucket)
-                    torch_dist.all_reduce(flat)
-                    flat.div_(world)
-                    for dst, src in zip(bucket,
-                                        _unflatten_dense_tensors(flat,
-                                                                 bucket)):
-                        dst.copy_(src)
-                    bucket, size = [], 0
-
-    def _log(self, info: Dict[str, Any]) -> None:
-        hub = self.message_hub
-        norms = info.get('task_grad_norms')
-        if norms:
-            for task, value in norms.items():
-                hub.update_scalar(f'train/calib/task_norm_{task}', value)
-            values = list(norms.values())
-            if len(values) == 2:
-                gamma = values[0] / values[1] if values[1] > 0 else math.inf
-                hub.update_scalar('train/calib/gamma_task', gamma)
-            elif len(values) > 2:
-                low = min(values)
-                hub.update_scalar('train/calib/gamma_task',
-                                  max(values) / low if low > 0 else math.inf)
-        for task, value in info.get('weights', {}).items():
-            hub.update_scalar(f'train/calib/weight_{task}', value)
-        hub.update_scalar('train/calib/fallback',
-                          float('fallback' in info))
-        modal = info.get('modal_grad_norms')
-        if modal:
-            names = list(modal)
-            num, den = names[0], names[1]
-            if 'lidar' in modal and 'camera' in modal:
-                num, den = 'lidar', 'camera'
-            gamma = modal[num] / modal[den] if modal[den] > 0 else math.inf
-            hub.update_scalar('train/calib/gamma_modal', gamma)
-            for name, value in modal.items():
-                hub.update_scalar(f'train/calib/modal_norm_{name}', value)
-            for name, value in info['gate_weights'].items():
-                hub.update_scalar(f'train/calib/w_{name}', value)

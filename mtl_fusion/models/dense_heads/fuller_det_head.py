@@ -1,7 +1,8 @@
 """Fuller-det: a one-layer query head for 3D detection on BEV features."""
 import copy
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence, Union
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from mmcv.cnn import ConvModule, build_conv_layer
@@ -18,9 +19,36 @@ from torch import Tensor, nn
 # importing task_modules registers the coder, assigner and costs
 from .. import task_modules  # noqa: F401
 from ..layers import CoordEncoding, build_query_decoder_layer
-from ..utils import grid_shape
+from ..utils import grid_shape, levels_to_tensor
 
 __all__ = ['FullerDetHead']
+
+Features = Union[Tensor, Sequence[Tensor]]
+
+#: Built-in values of the training settings that ``train_cfg`` may also give.
+TRAIN_DEFAULTS = dict(
+    gaussian_overlap=0.1, min_radius=2, code_weights=(1.0, ) * 8 + (0.2, 0.2))
+#: ``train_cfg`` keys (mmdet3d CenterPoint's ``train_cfg.pts``) that describe
+#: the BEV geometry; they must agree with the head's own.
+TRAIN_GEOMETRY_KEYS = ('point_cloud_range', 'voxel_size', 'out_size_factor',
+                       'grid_size')
+#: CenterPoint ``train_cfg.pts`` keys that size CenterHead's dense targets
+#: (``max_objs`` also caps the boxes per sample); a query head matches every
+#: box, so they have no meaning here and are rejected.
+TRAIN_REJECTED_KEYS = ('max_objs', 'dense_reg')
+#: ``test_cfg`` keys of the head.
+TEST_DEFAULTS = dict(score_threshold=0.0, max_num=None,
+                     post_center_range=None)
+#: CenterPoint ``test_cfg.pts`` names of the same settings.
+TEST_ALIASES = dict(post_center_limit_range='post_center_range',
+                    max_per_img='max_num')
+#: CenterPoint ``test_cfg.pts`` keys of the BEV geometry (must agree).
+TEST_GEOMETRY_KEYS = ('pc_range', 'voxel_size', 'out_size_factor')
+#: CenterPoint ``test_cfg.pts`` NMS keys: this head predicts one box per
+#: query and applies no NMS, so they are rejected (``nms_type=None``, "no
+#: NMS", is accepted).
+TEST_REJECTED_KEYS = ('nms_type', 'nms_thr', 'pre_max_size', 'post_max_size',
+                      'max_pool_nms', 'min_radius')
 
 
 @MODELS.register_module()
@@ -45,6 +73,31 @@ class FullerDetHead(BaseModule):
     losses) or heatmap peaks (heatmap loss) over those samples, so a sample
     whose metainfo says ``has_det_labels=False`` contributes nothing.
 
+    Features: a (B, in_channels, Y, X) tensor, or a list of feature levels
+    as mmdet3d detectors pass them (one level is used as it is, several of
+    the same size are concatenated along channels), so the head also works
+    as ``pts_bbox_head`` of mmdet3d's ``CenterPoint``.
+
+    Configs: ``train_cfg`` and ``test_cfg`` accept the head's own keys and
+    the keys of CenterPoint's ``train_cfg.pts`` / ``test_cfg.pts`` by this
+    rule; anything else is a KeyError naming the head and the keys.
+
+    - ``train_cfg``: ``gaussian_overlap``, ``min_radius`` and
+      ``code_weights`` mean the same as the constructor arguments (and as in
+      ``CenterHead``: the code layout is the same); the argument left at
+      None takes the train_cfg value, and both set to different values is
+      an error. ``point_cloud_range``, ``voxel_size`` (x, y),
+      ``out_size_factor`` and ``grid_size`` (x, y) are checked against the
+      head's geometry. ``max_objs`` and ``dense_reg`` (dense target sizes
+      of CenterHead) are rejected.
+    - ``test_cfg``: ``score_threshold``, ``max_num`` (alias
+      ``max_per_img``) and ``post_center_range`` (alias
+      ``post_center_limit_range``); ``pc_range``, ``voxel_size`` and
+      ``out_size_factor`` are checked against the geometry; the NMS keys
+      ``nms_thr``, ``pre_max_size``, ``post_max_size``, ``max_pool_nms``,
+      ``min_radius`` and ``nms_type`` (unless None) are rejected: the head
+      predicts one box per query and applies no NMS.
+
     Args:
         in_channels (int): Channels of the BEV feature. Defaults to 512.
         num_classes (int): Number of classes. Defaults to 10.
@@ -66,11 +119,14 @@ class FullerDetHead(BaseModule):
         voxel_size (Sequence[float]): Voxel size. Defaults to
             ``(0.075, 0.075, 0.2)``.
         out_size_factor (int): BEV stride in voxels. Defaults to 8.
-        code_weights (Sequence[float]): Weights of the 10 code entries in the
-            box loss. Defaults to ``[1.0] * 8 + [0.2, 0.2]``.
-        gaussian_overlap (float): ``min_overlap`` of ``gaussian_radius`` for
-            the heatmap target. Defaults to 0.1.
-        min_radius (int): Minimum Gaussian radius in cells. Defaults to 2.
+        code_weights (Sequence[float], optional): Weights of the 10 code
+            entries in the box loss. Defaults to None: ``train_cfg``'s, else
+            ``[1.0] * 8 + [0.2, 0.2]``.
+        gaussian_overlap (float, optional): ``min_overlap`` of
+            ``gaussian_radius`` for the heatmap target. Defaults to None:
+            ``train_cfg``'s, else 0.1.
+        min_radius (int, optional): Minimum Gaussian radius in cells.
+            Defaults to None: ``train_cfg``'s, else 2.
         assigner (dict): Assigner config; ``reg_cost`` gets the point cloud
             range filled in when it has none. Defaults to
             :class:`QueryHungarianAssigner3D` with weights 0.15 / 0.25 / 0.25.
@@ -85,11 +141,18 @@ class FullerDetHead(BaseModule):
         test_cfg (dict, optional): ``score_threshold`` (default 0.0),
             ``max_num`` (default ``num_proposals``) and ``post_center_range``
             (default None: no range filter, else ``(x_min, y_min, z_min,
-            x_max, y_max, z_max)`` on decoded centres). Defaults to None.
-        train_cfg (dict, optional): Unused; accepted so detector configs can
-            pass it. Defaults to None.
+            x_max, y_max, z_max)`` on decoded centres), plus the CenterPoint
+            keys above. Defaults to None.
+        train_cfg (dict, optional): Training settings and CenterPoint keys,
+            see above. Defaults to None.
         init_cfg (dict, optional): Initialisation config. Defaults to None.
     """
+
+    #: Data-sample field that :meth:`predict` fills (read by
+    #: :class:`~mtl_fusion.models.detectors.BaseMultiTaskDetector`).
+    pred_field = 'pred_instances_3d'
+    #: Feature format the head asks a multi-task detector for.
+    feat_format = 'tensor'
 
     def __init__(self,
                  in_channels: int = 512,
@@ -106,9 +169,9 @@ class FullerDetHead(BaseModule):
                                                        54.0, 54.0, 3.0),
                  voxel_size: Sequence[float] = (0.075, 0.075, 0.2),
                  out_size_factor: int = 8,
-                 code_weights: Sequence[float] = (1.0, ) * 8 + (0.2, 0.2),
-                 gaussian_overlap: float = 0.1,
-                 min_radius: int = 2,
+                 code_weights: Optional[Sequence[float]] = None,
+                 gaussian_overlap: Optional[float] = None,
+                 min_radius: Optional[int] = None,
                  assigner: ConfigType = dict(
                      type='QueryHungarianAssigner3D',
                      cls_cost=dict(type='mmdet.FocalLossCost', weight=0.15),
@@ -133,6 +196,15 @@ class FullerDetHead(BaseModule):
                  train_cfg: OptConfigType = None,
                  init_cfg: OptConfigType = None) -> None:
         super().__init__(init_cfg=init_cfg)
+        train = self._train_settings(
+            train_cfg,
+            dict(
+                gaussian_overlap=gaussian_overlap,
+                min_radius=min_radius,
+                code_weights=code_weights))
+        gaussian_overlap = train['gaussian_overlap']
+        min_radius = train['min_radius']
+        code_weights = train['code_weights']
         if num_classes < 1:
             raise ValueError(f'num_classes must be >= 1, got {num_classes}')
         if num_proposals < 1:
@@ -152,14 +224,7 @@ class FullerDetHead(BaseModule):
         self.gaussian_overlap = gaussian_overlap
         self.min_radius = min_radius
         self.train_cfg = train_cfg
-        self.test_cfg = dict(
-            score_threshold=0.0, max_num=num_proposals,
-            post_center_range=None)
-        if test_cfg is not None:
-            unknown = set(test_cfg) - set(self.test_cfg)
-            if unknown:
-                raise KeyError(f'unknown test_cfg keys: {sorted(unknown)}')
-            self.test_cfg.update(test_cfg)
+        self.test_cfg = self._test_settings(test_cfg)
 
         self.bbox_coder = TASK_UTILS.build(
             dict(
@@ -175,6 +240,8 @@ class FullerDetHead(BaseModule):
                              f'{voxel_size}')
         self.grid_size = grid_shape((pc[0], pc[1], pc[3], pc[4]), res_x,
                                     'point_cloud_range')
+        self._check_geometry('train_cfg', train_cfg, TRAIN_GEOMETRY_KEYS)
+        self._check_geometry('test_cfg', test_cfg, TEST_GEOMETRY_KEYS)
         assigner = copy.deepcopy(assigner)
         reg_cost = assigner.get('reg_cost')
         if isinstance(reg_cost, dict) and \
@@ -237,6 +304,100 @@ class FullerDetHead(BaseModule):
             'bev_pos', torch.stack([xs, ys], dim=-1).view(-1, 2),
             persistent=False)
 
+    # ------------------------------------------------------------------ #
+    # train_cfg / test_cfg
+    # ------------------------------------------------------------------ #
+    def _cfg_error(self, name: str, keys, why: str) -> KeyError:
+        return KeyError(f'{type(self).__name__}: {name} keys {sorted(keys)} '
+                        f'{why}')
+
+    def _train_settings(self, train_cfg: Optional[Mapping],
+                        args: Dict[str, object]) -> Dict[str, object]:
+        """Merge ``train_cfg`` into the training arguments (see the class
+        docstring for the rule)."""
+        train_cfg = dict(train_cfg or {})
+        rejected = set(train_cfg) & set(TRAIN_REJECTED_KEYS)
+        if rejected:
+            raise self._cfg_error(
+                'train_cfg', rejected,
+                "size CenterHead's dense targets; a query head matches "
+                'every box and has no such targets: remove them')
+        unknown = set(train_cfg) - set(TRAIN_DEFAULTS) - set(
+            TRAIN_GEOMETRY_KEYS)
+        if unknown:
+            raise self._cfg_error(
+                'train_cfg', unknown,
+                f'are unknown; allowed: {sorted(TRAIN_DEFAULTS)} and the '
+                f'geometry keys {list(TRAIN_GEOMETRY_KEYS)}')
+        out = {}
+        for key, default in TRAIN_DEFAULTS.items():
+            arg, cfg = args[key], train_cfg.get(key)
+            if arg is not None and cfg is not None and (
+                    np.shape(arg) != np.shape(cfg)
+                    or not np.allclose(arg, cfg)):
+                raise ValueError(
+                    f'{type(self).__name__}: {key}={arg} and '
+                    f'train_cfg.{key}={cfg} disagree; set it in one place')
+            out[key] = next(v for v in (arg, cfg, default) if v is not None)
+        return out
+
+    def _test_settings(self, test_cfg: Optional[Mapping]) -> dict:
+        """The head's test settings from ``test_cfg`` (own keys, CenterPoint
+        aliases; geometry keys are checked later)."""
+        test_cfg = dict(test_cfg or {})
+        if test_cfg.get('nms_type', 0) is None:
+            test_cfg.pop('nms_type')
+        rejected = set(test_cfg) & set(TEST_REJECTED_KEYS)
+        if rejected:
+            raise self._cfg_error(
+                'test_cfg', rejected,
+                'configure NMS; this head predicts one box per query and '
+                'applies no NMS: remove them')
+        unknown = set(test_cfg) - set(TEST_DEFAULTS) - set(
+            TEST_ALIASES) - set(TEST_GEOMETRY_KEYS)
+        if unknown:
+            raise self._cfg_error(
+                'test_cfg', unknown,
+                f'are unknown; allowed: {sorted(TEST_DEFAULTS)}, their '
+                f'CenterPoint names {sorted(TEST_ALIASES)} and the geometry '
+                f'keys {list(TEST_GEOMETRY_KEYS)}')
+        out = dict(TEST_DEFAULTS, max_num=self.num_proposals)
+        for key in TEST_DEFAULTS:
+            names = [key] + [a for a, k in TEST_ALIASES.items() if k == key]
+            given = [n for n in names if n in test_cfg]
+            if len(given) > 1:
+                raise self._cfg_error('test_cfg', given,
+                                      'name the same setting; keep one')
+            if given:
+                out[key] = test_cfg[given[0]]
+        return out
+
+    def _check_geometry(self, name: str, cfg: Optional[Mapping],
+                        keys: Sequence[str]) -> None:
+        """Geometry keys of a CenterPoint cfg must match the head's."""
+        pc = self.bbox_coder.point_cloud_range
+        voxel = self.bbox_coder.voxel_size
+        factor = self.bbox_coder.out_size_factor
+        num_y, num_x = self.grid_size
+        expected = dict(
+            point_cloud_range=list(pc),
+            pc_range=list(pc[:2]),
+            voxel_size=list(voxel[:2]),
+            out_size_factor=[factor],
+            grid_size=[num_x * factor, num_y * factor])
+        for key in keys:
+            if cfg is None or key not in cfg:
+                continue
+            value = cfg[key]
+            value = [value] if np.isscalar(value) else list(value)
+            want = expected[key]
+            if len(value) < len(want) or not np.allclose(
+                    value[:len(want)], want):
+                raise ValueError(
+                    f'{type(self).__name__}: {name}.{key}={cfg[key]} '
+                    f'disagrees with the head\'s geometry ({want}, from '
+                    'point_cloud_range, voxel_size and out_size_factor)')
+
     def init_weights(self) -> None:
         """Initialise weights; heatmap and class biases start at -2.19."""
         super().init_weights()
@@ -250,11 +411,13 @@ class FullerDetHead(BaseModule):
         num_y, num_x = self.grid_size
         return pos / pos.new_tensor([num_x, num_y])
 
-    def forward(self, feats: Tensor) -> Dict[str, Tensor]:
+    def forward(self, feats: Features) -> Dict[str, Tensor]:
         """Predict heatmaps and per-query outputs.
 
         Args:
-            feats (Tensor): BEV feature of shape (B, in_channels, Y, X).
+            feats (Tensor | Sequence[Tensor]): BEV feature of shape
+                (B, in_channels, Y, X), or feature levels that concatenate
+                to it.
 
         Returns:
             dict[str, Tensor]: ``dense_heatmap`` (B, num_classes, Y, X)
@@ -265,11 +428,7 @@ class FullerDetHead(BaseModule):
             the peaks, ``query_heatmap_score`` (B, num_classes, K) sigmoid
             heatmap at the peaks.
         """
-        if isinstance(feats, (list, tuple)):
-            if len(feats) != 1:
-                raise ValueError('feats must be one tensor (or a one-element '
-                                 f'list), got {len(feats)} levels')
-            feats = feats[0]
+        feats = levels_to_tensor(feats, type(self).__name__)
         if feats.dim() != 4 or feats.shape[1] != self.in_channels or \
                 tuple(feats.shape[-2:]) != tuple(self.grid_size):
             raise ValueError(
@@ -427,12 +586,13 @@ class FullerDetHead(BaseModule):
             code_weights[pos] = self.code_weights.to(codes.dtype)
         return label_targets, code_targets, code_weights, len(pos)
 
-    def loss(self, feats: Tensor,
+    def loss(self, feats: Features,
              batch_data_samples: List[Det3DDataSample]) -> Dict[str, Tensor]:
         """Compute the detection losses.
 
         Args:
-            feats (Tensor): BEV feature (B, in_channels, Y, X).
+            feats (Tensor | Sequence[Tensor]): BEV feature (B, in_channels,
+                Y, X) or its levels.
             batch_data_samples (list[:obj:`Det3DDataSample`]): One per
                 sample, with ``gt_instances_3d`` unless the metainfo has
                 ``has_det_labels=False``.
@@ -507,13 +667,14 @@ class FullerDetHead(BaseModule):
     # ------------------------------------------------------------------ #
     # inference
     # ------------------------------------------------------------------ #
-    def predict(self, feats: Tensor,
+    def predict(self, feats: Features,
                 batch_data_samples: Optional[List[Det3DDataSample]] = None
                 ) -> List[InstanceData]:
         """Predict boxes.
 
         Args:
-            feats (Tensor): BEV feature (B, in_channels, Y, X).
+            feats (Tensor | Sequence[Tensor]): BEV feature (B, in_channels,
+                Y, X) or its levels.
             batch_data_samples (list[:obj:`Det3DDataSample`], optional):
                 Samples (only their number is checked). Defaults to None.
 
@@ -521,6 +682,7 @@ class FullerDetHead(BaseModule):
             list[:obj:`InstanceData`]: Per sample ``bboxes_3d``
             (LiDARInstance3DBoxes, box_dim 9), ``scores_3d``, ``labels_3d``.
         """
+        feats = levels_to_tensor(feats, type(self).__name__)
         preds = self(feats)
         if batch_data_samples is not None and \
                 len(batch_data_samples) != feats.shape[0]:

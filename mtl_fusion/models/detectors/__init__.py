@@ -1,4 +1,5 @@
 """Detectors (full models)."""
+from .base_multi_task_detector import BaseMultiTaskDetector
 from .multi_task_bev_fusion import MultiTaskBEVFusion
 
-__all__ = ['MultiTaskBEVFusion']
+__all__ = ['BaseMultiTaskDetector', 'MultiTaskBEVFusion']

@@ -1,16 +1,15 @@
 """A camera + LiDAR BEV model with any set of task heads."""
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
-from mmdet3d.models.detectors import Base3DDetector
 from mmdet3d.registry import MODELS
 from mmdet3d.structures import Det3DDataSample
 from mmdet3d.utils import ConfigType, OptConfigType, OptMultiConfig
-from mmengine.model import ModuleDict
-from mmengine.structures import InstanceData
 from torch import Tensor
 
-from ..view_transforms import DepthLSSViewTransform, stack_camera_params
+from ..utils import feature_levels
+from ..view_transforms import stack_camera_params
+from .base_multi_task_detector import BaseMultiTaskDetector
 
 __all__ = ['MultiTaskBEVFusion']
 
@@ -18,39 +17,50 @@ MODALITIES = ('camera', 'lidar')
 
 
 @MODELS.register_module()
-class MultiTaskBEVFusion(Base3DDetector):
+class MultiTaskBEVFusion(BaseMultiTaskDetector):
     """BEVFusion-style multi-modal, multi-task 3D perception model.
 
     Camera branch: ``img_backbone`` -> ``img_neck`` -> ``view_transform``
     (LSS) -> camera BEV. LiDAR branch: voxelization (in the data
     preprocessor) -> ``pts_voxel_encoder`` -> ``pts_middle_encoder``
     (sparse 3D encoder) -> LiDAR BEV. Either branch may be left out (a
-    camera-only or LiDAR-only model); with both, ``fuser`` combines them
-    (inputs ordered ``[camera, lidar]``). The fused BEV goes through the
-    shared decoder (``bev_backbone`` + ``bev_neck``) and then through every
-    head of ``task_heads``.
+    camera-only or LiDAR-only model); with both, ``fuser`` combines them.
+    The fuser is called with ``{modality: BEV tensor, or None for a dropped
+    modality}`` for the modalities it declares (its ``modalities``
+    attribute; each must be a branch of this model and every branch must be
+    one of them). The fused BEV goes through the shared decoder
+    (``bev_backbone`` + ``bev_neck``), whose output levels feed every head
+    of ``task_heads``.
 
-    Losses are returned per task: head ``'det'``'s ``loss_cls`` becomes
-    ``'det.loss_cls'``, so task-weighting optimizers
-    (:class:`mtl_fusion.engine.FullerOptimWrapper`) can group them. At
-    prediction time a head whose ``predict`` returns boxes
-    (``list[InstanceData]``) fills ``pred_instances_3d``; one that returns a
-    (B, C, Y, X) tensor of probabilities fills ``pred_bev_masks``.
+    A view transform whose ``uses_lidar`` flag is True
+    (``DepthLSSViewTransform``) also receives the LiDAR points.
+
+    Task heads, per-task ``train_cfg`` / ``test_cfg``, loss prefixes
+    (``det.loss_cls``) and prediction fields are handled by
+    :class:`BaseMultiTaskDetector`. :meth:`extract_bev` returns, besides the
+    head inputs, every branch's BEV feature and the camera branch's depth
+    distribution, for depth supervision and distillation.
 
     Args:
         task_heads (dict): ``{task name: head config}``, e.g.
             ``dict(det=dict(type='FullerDetHead', ...),
-            seg=dict(type='FullerSegHead', ...))``. Task names must not
-            contain '.'.
+            seg=dict(type='FullerSegHead', ...))``. Task names must be
+            non-empty and must not contain '.'.
         data_preprocessor (dict, optional): Usually
             ``Det3DDataPreprocessor`` with hard voxelization.
+            Defaults to None.
         img_backbone (dict, optional): Image backbone (e.g. mmdet ResNet).
+            Defaults to None.
         img_neck (dict, optional): Image neck (e.g. mmdet FPN).
-        view_transform (dict, optional): LSSViewTransform / DepthLSSViewTransform.
+            Defaults to None.
+        view_transform (dict, optional): LSSViewTransform /
+            DepthLSSViewTransform. Defaults to None.
         pts_voxel_encoder (dict, optional): e.g. ``HardSimpleVFE``.
+            Defaults to None.
         pts_middle_encoder (dict, optional): e.g. ``SparseEncoder``.
+            Defaults to None.
         fuser (dict, optional): e.g. ``ConcatConvFuser``; required with both
-            modalities.
+            modalities. Defaults to None.
         bev_backbone (dict, optional): Shared BEV decoder backbone
             (e.g. ``SECOND``). Defaults to None (identity).
         bev_neck (dict, optional): Shared BEV decoder neck
@@ -58,10 +68,15 @@ class MultiTaskBEVFusion(Base3DDetector):
         img_feat_level (int): Which ``img_neck`` output feeds the view
             transform. Defaults to 0.
         drop_modality (str, optional): ``'camera'`` or ``'lidar'``: remove
-            that input at test time (its BEV feature becomes zeros in the
-            fuser), for modality-drop evaluation. Defaults to None.
-        train_cfg, test_cfg (dict, optional): Unused at the detector level;
-            each head takes its own. Defaults to None.
+            that input at test time (the fuser receives None for it and
+            zero-fills it), for modality-drop evaluation. Defaults to None.
+        task_io (dict, optional): Per-task ``feat_format`` / ``pred_field``
+            overrides and ``init_nested``, see
+            :class:`BaseMultiTaskDetector`. Defaults to None.
+        train_cfg (dict, optional): ``{task name: head train_cfg}``.
+            Defaults to None.
+        test_cfg (dict, optional): ``{task name: head test_cfg}``.
+            Defaults to None.
         init_cfg (dict, optional): Initialisation config. Defaults to None.
     """
 
@@ -78,11 +93,17 @@ class MultiTaskBEVFusion(Base3DDetector):
                  bev_neck: OptConfigType = None,
                  img_feat_level: int = 0,
                  drop_modality: Optional[str] = None,
+                 task_io: Optional[Mapping[str, dict]] = None,
                  train_cfg: OptConfigType = None,
                  test_cfg: OptConfigType = None,
                  init_cfg: OptMultiConfig = None) -> None:
         super().__init__(
-            data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+            task_heads=task_heads,
+            task_io=task_io,
+            train_cfg=train_cfg,
+            test_cfg=test_cfg,
+            data_preprocessor=data_preprocessor,
+            init_cfg=init_cfg)
         has_camera = view_transform is not None
         has_lidar = pts_middle_encoder is not None
         if has_camera and img_backbone is None:
@@ -95,17 +116,15 @@ class MultiTaskBEVFusion(Base3DDetector):
         if has_lidar and pts_voxel_encoder is None:
             raise ValueError(
                 'pts_middle_encoder is set but pts_voxel_encoder is not')
+        if not has_lidar and pts_voxel_encoder is not None:
+            raise ValueError(
+                'pts_voxel_encoder is set but pts_middle_encoder is not: '
+                'the LiDAR branch would be built and never used')
         if not (has_camera or has_lidar):
             raise ValueError('MultiTaskBEVFusion needs at least one branch: '
                              'set view_transform and/or pts_middle_encoder')
         if has_camera and has_lidar and fuser is None:
             raise ValueError('both modalities are configured: set fuser')
-        if not task_heads:
-            raise ValueError('task_heads must name at least one head')
-        bad = [name for name in task_heads if '.' in name or not name]
-        if bad:
-            raise ValueError(f'task names must be non-empty without ".": '
-                             f'{bad}')
         self.modalities: Tuple[str, ...] = tuple(
             m for m, on in zip(MODALITIES, (has_camera, has_lidar)) if on)
         self.drop_modality = None
@@ -115,19 +134,44 @@ class MultiTaskBEVFusion(Base3DDetector):
         self.img_neck = MODELS.build(img_neck) if img_neck else None
         self.view_transform = (
             MODELS.build(view_transform) if has_camera else None)
+        if has_camera:
+            uses_lidar = getattr(self.view_transform, 'uses_lidar', None)
+            if not isinstance(uses_lidar, bool):
+                raise TypeError(
+                    f'view_transform {type(self.view_transform).__name__} '
+                    'must declare uses_lidar (bool): whether its forward '
+                    'takes the LiDAR points')
         self.img_feat_level = img_feat_level
         self.pts_voxel_encoder = (
             MODELS.build(pts_voxel_encoder) if has_lidar else None)
         self.pts_middle_encoder = (
             MODELS.build(pts_middle_encoder) if has_lidar else None)
         self.fuser = MODELS.build(fuser) if fuser is not None else None
+        if self.fuser is not None:
+            self._check_fuser_modalities()
         self.bev_backbone = MODELS.build(bev_backbone) if bev_backbone \
             else None
         self.bev_neck = MODELS.build(bev_neck) if bev_neck else None
-        # mmengine's ModuleDict, so that init_weights() reaches the heads
-        self.task_heads = ModuleDict(
-            {name: MODELS.build(cfg)
-             for name, cfg in task_heads.items()})
+        # after the branches: parameters are created branches first
+        self.build_task_heads()
+
+    def _check_fuser_modalities(self) -> None:
+        name = type(self.fuser).__name__
+        declared = getattr(self.fuser, 'modalities', None)
+        if not declared or isinstance(declared, str):
+            raise AttributeError(
+                f'fuser {name} must declare modalities (the names of the '
+                'BEV inputs it fuses, e.g. ["camera", "lidar"])')
+        missing = [m for m in declared if m not in self.modalities]
+        if missing:
+            raise ValueError(f'fuser {name} expects modalities {missing} '
+                             'that this model has no branch for (branches: '
+                             f'{list(self.modalities)})')
+        unused = [m for m in self.modalities if m not in declared]
+        if unused:
+            raise ValueError(f'the {unused} branch is built but fuser {name} '
+                             f'does not take it (its modalities: '
+                             f'{list(declared)})')
 
     # ------------------------------------------------------------------
     # configuration helpers
@@ -162,15 +206,20 @@ class MultiTaskBEVFusion(Base3DDetector):
     # features
     def extract_camera_feat(self, imgs: Tensor, points: Optional[List[Tensor]],
                             batch_data_samples: Sequence[Det3DDataSample]
-                            ) -> Tensor:
-        """Camera BEV feature (B, C, Y, X) from multi-view images.
+                            ) -> Tuple[Tensor, Tensor]:
+        """Camera BEV feature and depth distribution from multi-view images.
 
         Args:
             imgs (Tensor): (B, N, 3, H, W) normalised images.
-            points (list[Tensor], optional): LiDAR points (depth-aware view
-                transforms only).
+            points (list[Tensor], optional): LiDAR points (for view
+                transforms with ``uses_lidar``).
             batch_data_samples (Sequence[Det3DDataSample]): Camera geometry
                 in their metainfo.
+
+        Returns:
+            tuple[Tensor, Tensor]: Camera BEV (B, C, Y, X) and depth
+            probabilities (B, N, D, fH, fW) (softmax over the D depth
+            candidates of the view transform's ``dbound``).
         """
         if imgs is None:
             raise KeyError("the camera branch needs inputs['imgs']; add the "
@@ -187,12 +236,13 @@ class MultiTaskBEVFusion(Base3DDetector):
         feats = feats.unflatten(0, (num_b, num_n))
         geometry = stack_camera_params(
             batch_data_samples, device=feats.device, dtype=torch.float32)
-        if isinstance(self.view_transform, DepthLSSViewTransform):
+        if self.view_transform.uses_lidar:
             if points is None:
-                raise KeyError('DepthLSSViewTransform needs LiDAR points in '
-                               "inputs['points']")
-            return self.view_transform(feats, points, **geometry)
-        return self.view_transform(feats, **geometry)
+                raise KeyError(f'{type(self.view_transform).__name__} uses '
+                               "LiDAR points: inputs['points'] is missing")
+            return self.view_transform(
+                feats, points, **geometry, return_depth=True)
+        return self.view_transform(feats, **geometry, return_depth=True)
 
     def extract_lidar_feat(self, voxel_dict: dict,
                            batch_size: int) -> Tensor:
@@ -206,10 +256,9 @@ class MultiTaskBEVFusion(Base3DDetector):
         return self.pts_middle_encoder(voxel_feats, voxel_dict['coors'],
                                        batch_size)
 
-    def extract_feat(self, batch_inputs_dict: dict,
-                     batch_data_samples: Sequence[Det3DDataSample]
-                     ) -> Tensor:
-        """Shared BEV feature: branches, fuser and the BEV decoder.
+    def extract_bev(self, batch_inputs_dict: dict,
+                    batch_data_samples: Sequence[Det3DDataSample]) -> dict:
+        """Branches, fuser and BEV decoder, with intermediate outputs.
 
         Args:
             batch_inputs_dict (dict): ``imgs``, ``points`` and ``voxels``
@@ -217,89 +266,51 @@ class MultiTaskBEVFusion(Base3DDetector):
             batch_data_samples (Sequence[Det3DDataSample]): The batch.
 
         Returns:
-            Tensor: (B, C, Y, X) input of the task heads.
+            dict: ``feats`` (list[Tensor]): the BEV decoder's output levels,
+            input of the task heads; ``modality_feats`` (dict[str, Tensor |
+            None]): the BEV feature of each branch as the fuser receives it
+            (None for a dropped modality); ``depth`` (Tensor | None): the
+            camera branch's depth probabilities (B, N, D, fH, fW), None
+            without a camera branch or when it is dropped.
         """
         points = batch_inputs_dict.get('points')
         batch_size = len(batch_data_samples) if batch_data_samples else len(
             points or [])
         bev: Dict[str, Optional[Tensor]] = {}
+        depth = None
         if self.with_camera:
-            bev['camera'] = None if self.drop_modality == 'camera' else \
-                self.extract_camera_feat(batch_inputs_dict.get('imgs'),
-                                         points, batch_data_samples)
+            bev['camera'] = None
+            if self.drop_modality != 'camera':
+                bev['camera'], depth = self.extract_camera_feat(
+                    batch_inputs_dict.get('imgs'), points, batch_data_samples)
         if self.with_lidar:
             bev['lidar'] = None if self.drop_modality == 'lidar' else \
                 self.extract_lidar_feat(batch_inputs_dict.get('voxels'),
                                         batch_size)
         if self.fuser is not None:
-            # a list in the fuser's own modality order (ConcatConvFuser exposes
-            # it); calibration hooks read the fuser inputs in that order
-            order = getattr(self.fuser, 'modalities', None) or [
-                m for m in MODALITIES if m in self.modalities
-            ]
-            missing = sorted(set(order) - set(self.modalities))
-            if missing:
-                raise ValueError(f'the fuser expects modalities {missing} '
-                                 'that this model has no branch for')
-            x = self.fuser([bev.get(m) for m in order])
+            x = self.fuser({m: bev[m] for m in self.fuser.modalities})
         else:
             x = bev[self.modalities[0]]
         if self.bev_backbone is not None:
             x = self.bev_backbone(x)
         if self.bev_neck is not None:
             x = self.bev_neck(x)
-        if isinstance(x, (list, tuple)):
-            x = x[0] if len(x) == 1 else torch.cat(list(x), dim=1)
-        return x
+        return dict(
+            feats=feature_levels(x, 'bev_neck output'),
+            modality_feats=bev,
+            depth=depth)
 
-    # ------------------------------------------------------------------
-    # modes
-    def loss(self, batch_inputs_dict: dict,
-             batch_data_samples: List[Det3DDataSample]) -> Dict[str, Tensor]:
-        """Losses of every task head, keys prefixed by the task name."""
-        feats = self.extract_feat(batch_inputs_dict, batch_data_samples)
-        losses: Dict[str, Tensor] = {}
-        for name, head in self.task_heads.items():
-            for key, value in head.loss(feats, batch_data_samples).items():
-                losses[f'{name}.{key}'] = value
-        return losses
+    def extract_feat(self, batch_inputs_dict: dict,
+                     batch_data_samples: Sequence[Det3DDataSample]
+                     ) -> List[Tensor]:
+        """Shared BEV feature levels (input of the task heads).
 
-    def predict(self, batch_inputs_dict: dict,
-                batch_data_samples: List[Det3DDataSample]
-                ) -> List[Det3DDataSample]:
-        """Boxes into ``pred_instances_3d``, map masks into
-        ``pred_bev_masks`` of each data sample."""
-        feats = self.extract_feat(batch_inputs_dict, batch_data_samples)
-        for name, head in self.task_heads.items():
-            result = head.predict(feats, batch_data_samples)
-            if isinstance(result, Tensor):
-                if result.dim() != 4 or result.shape[0] != len(
-                        batch_data_samples):
-                    raise ValueError(
-                        f'head {name!r} returned a tensor of shape '
-                        f'{tuple(result.shape)}; expected (B, C, Y, X) map '
-                        'probabilities')
-                for sample, masks in zip(batch_data_samples, result):
-                    sample.pred_bev_masks = masks
-            elif isinstance(result, (list, tuple)) and all(
-                    isinstance(r, InstanceData) for r in result):
-                for sample, instances in zip(batch_data_samples, result):
-                    sample.pred_instances_3d = instances
-            else:
-                raise TypeError(
-                    f'head {name!r} returned {type(result).__name__}; '
-                    'expected list[InstanceData] (boxes) or a (B, C, Y, X) '
-                    'tensor (BEV masks)')
-        return batch_data_samples
+        Args:
+            batch_inputs_dict (dict): ``imgs``, ``points`` and ``voxels``
+                from the data preprocessor.
+            batch_data_samples (Sequence[Det3DDataSample]): The batch.
 
-    def _forward(self,
-                 batch_inputs_dict: dict,
-                 batch_data_samples: Optional[List[Det3DDataSample]] = None
-                 ) -> Dict[str, object]:
-        """Raw outputs of every head's ``forward``, keyed by task."""
-        feats = self.extract_feat(batch_inputs_dict, batch_data_samples
-                                  or [])
-        return {
-            name: head(feats)
-            for name, head in self.task_heads.items()
-        }
+        Returns:
+            list[Tensor]: (B, C_i, Y, X) levels of the BEV decoder.
+        """
+        return self.extract_bev(batch_inputs_dict, batch_data_samples)['feats']

@@ -1,6 +1,6 @@
 """Shared parts of the BEV map segmentation heads."""
 from abc import ABCMeta, abstractmethod
-from typing import Dict, List, Sequence
+from typing import Dict, List, Sequence, Union
 
 import torch
 from mmdet3d.registry import MODELS
@@ -9,9 +9,11 @@ from mmdet.utils import ConfigType, OptConfigType
 from mmengine.model import BaseModule
 from torch import Tensor
 
-from ..utils import grid_shape, resample_bev
+from ..utils import grid_shape, levels_to_tensor, resample_bev
 
 __all__ = ['BaseBEVSegHead']
+
+Features = Union[Tensor, Sequence[Tensor]]
 
 
 class BaseBEVSegHead(BaseModule, metaclass=ABCMeta):
@@ -33,6 +35,11 @@ class BaseBEVSegHead(BaseModule, metaclass=ABCMeta):
     A sample without ``gt_bev_masks`` contributes nothing; if no sample of
     the batch has labels, both losses are zeros connected to the graph.
 
+    Features: ``forward``, ``loss`` and ``predict`` take a (B, in_channels,
+    Y, X) tensor or a list of feature levels as mmdet3d detectors pass them
+    (one level is used as it is, several of the same size are concatenated
+    along channels).
+
     Args:
         in_channels (int): Channels of the BEV feature. Defaults to 512.
         num_classes (int): Number of map classes. Defaults to 6.
@@ -48,6 +55,12 @@ class BaseBEVSegHead(BaseModule, metaclass=ABCMeta):
             Defaults to mmdet DiceLoss (naive dice, eps 1, weight 1).
         init_cfg (dict, optional): Initialisation config. Defaults to None.
     """
+
+    #: Data-sample field that :meth:`predict` fills (read by
+    #: :class:`~mtl_fusion.models.detectors.BaseMultiTaskDetector`).
+    pred_field = 'pred_bev_masks'
+    #: Feature format the head asks a multi-task detector for.
+    feat_format = 'tensor'
 
     def __init__(self,
                  in_channels: int = 512,
@@ -89,20 +102,18 @@ class BaseBEVSegHead(BaseModule, metaclass=ABCMeta):
         self.loss_focal = MODELS.build(loss_focal)
         self.loss_dice = MODELS.build(loss_dice) if loss_dice else None
 
-    def resample(self, feats: Tensor) -> Tensor:
+    def resample(self, feats: Features) -> Tensor:
         """Resample the BEV feature onto the map grid.
 
         Args:
-            feats (Tensor): (B, in_channels, Y, X) covering ``bev_range``.
+            feats (Tensor | Sequence[Tensor]): (B, in_channels, Y, X)
+                covering ``bev_range``, or feature levels concatenating to
+                it.
 
         Returns:
             Tensor: (B, in_channels, map_Y, map_X) covering ``map_range``.
         """
-        if isinstance(feats, (list, tuple)):
-            if len(feats) != 1:
-                raise ValueError('feats must be one tensor (or a one-element '
-                                 f'list), got {len(feats)} levels')
-            feats = feats[0]
+        feats = levels_to_tensor(feats, type(self).__name__)
         if feats.dim() != 4 or feats.shape[1] != self.in_channels:
             raise ValueError(f'feats must be (B, {self.in_channels}, Y, X), '
                              f'got {tuple(feats.shape)}')
@@ -120,11 +131,12 @@ class BaseBEVSegHead(BaseModule, metaclass=ABCMeta):
             Tensor: (B, num_classes, map_Y, map_X) logits.
         """
 
-    def forward(self, feats: Tensor) -> Tensor:
+    def forward(self, feats: Features) -> Tensor:
         """Resample to the map grid and predict logits.
 
         Args:
-            feats (Tensor): BEV feature (B, in_channels, Y, X).
+            feats (Tensor | Sequence[Tensor]): BEV feature (B, in_channels,
+                Y, X) or its levels.
 
         Returns:
             Tensor: Logits (B, num_classes, map_Y, map_X).
@@ -153,12 +165,13 @@ class BaseBEVSegHead(BaseModule, metaclass=ABCMeta):
             masks.append(mask.to(device))
         return index, masks
 
-    def loss(self, feats: Tensor,
+    def loss(self, feats: Features,
              batch_data_samples: List[Det3DDataSample]) -> Dict[str, Tensor]:
         """Compute the segmentation losses.
 
         Args:
-            feats (Tensor): BEV feature (B, in_channels, Y, X).
+            feats (Tensor | Sequence[Tensor]): BEV feature (B, in_channels,
+                Y, X) or its levels.
             batch_data_samples (list[:obj:`Det3DDataSample`]): Samples; those
                 with ``gt_bev_masks`` (bool, (num_classes, map_Y, map_X))
                 are supervised.
@@ -201,18 +214,20 @@ class BaseBEVSegHead(BaseModule, metaclass=ABCMeta):
                 pred.flatten(0, 1), target.flatten(0, 1))
         return losses
 
-    def predict(self, feats: Tensor,
+    def predict(self, feats: Features,
                 batch_data_samples: List[Det3DDataSample] = None) -> Tensor:
         """Predict per-class probabilities on the map grid.
 
         Args:
-            feats (Tensor): BEV feature (B, in_channels, Y, X).
+            feats (Tensor | Sequence[Tensor]): BEV feature (B, in_channels,
+                Y, X) or its levels.
             batch_data_samples (list[:obj:`Det3DDataSample`], optional):
                 Samples (only their number is checked). Defaults to None.
 
         Returns:
             Tensor: Sigmoid probabilities (B, num_classes, map_Y, map_X).
         """
+        feats = levels_to_tensor(feats, type(self).__name__)
         if batch_data_samples is not None and \
                 len(batch_data_samples) != len(feats):
             raise ValueError('batch_data_samples has '

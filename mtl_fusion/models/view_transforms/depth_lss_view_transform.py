@@ -1,5 +1,5 @@
 """Lift-splat view transform whose depth net also sees projected LiDAR."""
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmcv.cnn import ConvModule
@@ -213,8 +213,10 @@ class DepthLSSViewTransform(BaseLSSViewTransform):
                 cam2img: Tensor,
                 cam2lidar: Tensor,
                 img_aug_matrix: Optional[Tensor] = None,
-                lidar_aug_matrix: Optional[Tensor] = None) -> Tensor:
-        """Camera BEV features.
+                lidar_aug_matrix: Optional[Tensor] = None,
+                return_depth: bool = False
+                ) -> Union[Tensor, Tuple[Tensor, Tensor]]:
+        """Camera BEV features (and, on request, the depth distribution).
 
         Args:
             img_feats (Tensor): (B, N, C_in, fH, fW) image features.
@@ -226,14 +228,19 @@ class DepthLSSViewTransform(BaseLSSViewTransform):
                 -> augmented pixel. Defaults to None (identity).
             lidar_aug_matrix (Tensor, optional): (B, 4, 4) original LiDAR ->
                 augmented LiDAR. Defaults to None (identity).
+            return_depth (bool): Also return the depth probabilities the
+                features were lifted with. Defaults to False.
 
         Returns:
-            Tensor: (B, bev_channels, ny / downsample, nx / downsample),
-            rows = LiDAR y, columns = LiDAR x.
+            Tensor | tuple[Tensor, Tensor]: BEV features (B, bev_channels,
+            ny / downsample, nx / downsample), rows = LiDAR y, columns =
+            LiDAR x; with ``return_depth`` also the depth probabilities
+            (B, N, D, fH, fW), softmax over the D candidates of ``dbound``.
         """
         depth_map = self.get_depth_map(points, cam2img, cam2lidar,
                                        img_aug_matrix, lidar_aug_matrix)
-        feats, _ = self.get_cam_feats(img_feats, depth_map)
+        feats, depth = self.get_cam_feats(img_feats, depth_map)
         geometry = self.get_geometry(cam2img, cam2lidar, img_aug_matrix,
                                      lidar_aug_matrix)
-        return self.downsample_layers(self.splat(geometry, feats))
+        bev = self.downsample_layers(self.splat(geometry, feats))
+        return (bev, depth) if return_depth else bev

@@ -1,5 +1,5 @@
 """Camera-only lift-splat-shoot view transform."""
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple, Union
 
 from mmdet3d.registry import MODELS
 from torch import Tensor, nn
@@ -86,8 +86,10 @@ class LSSViewTransform(BaseLSSViewTransform):
                 cam2img: Tensor,
                 cam2lidar: Tensor,
                 img_aug_matrix: Optional[Tensor] = None,
-                lidar_aug_matrix: Optional[Tensor] = None) -> Tensor:
-        """Camera BEV features.
+                lidar_aug_matrix: Optional[Tensor] = None,
+                return_depth: bool = False
+                ) -> Union[Tensor, Tuple[Tensor, Tensor]]:
+        """Camera BEV features (and, on request, the depth distribution).
 
         Args:
             img_feats (Tensor): (B, N, C_in, fH, fW) image features.
@@ -97,12 +99,17 @@ class LSSViewTransform(BaseLSSViewTransform):
                 -> augmented pixel. Defaults to None (identity).
             lidar_aug_matrix (Tensor, optional): (B, 4, 4) original LiDAR ->
                 augmented LiDAR. Defaults to None (identity).
+            return_depth (bool): Also return the depth probabilities the
+                features were lifted with. Defaults to False.
 
         Returns:
-            Tensor: (B, bev_channels, ny / downsample, nx / downsample),
-            rows = LiDAR y, columns = LiDAR x.
+            Tensor | tuple[Tensor, Tensor]: BEV features (B, bev_channels,
+            ny / downsample, nx / downsample), rows = LiDAR y, columns =
+            LiDAR x; with ``return_depth`` also the depth probabilities
+            (B, N, D, fH, fW), softmax over the D candidates of ``dbound``.
         """
-        feats, _ = self.get_cam_feats(img_feats)
+        feats, depth = self.get_cam_feats(img_feats)
         geometry = self.get_geometry(cam2img, cam2lidar, img_aug_matrix,
                                      lidar_aug_matrix)
-        return self.downsample_layers(self.splat(geometry, feats))
+        bev = self.downsample_layers(self.splat(geometry, feats))
+        return (bev, depth) if return_depth else bev

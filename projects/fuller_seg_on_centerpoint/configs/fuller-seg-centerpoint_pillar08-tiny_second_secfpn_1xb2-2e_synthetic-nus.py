@@ -3,7 +3,7 @@
 # SECONDFPN (3 x 64 ch), BEV head grid 32 x 32, map masks 200 x 200 at 0.5 m.
 # Upstream schedule (cyclic-20e) cut to 2 epochs.
 _base_ = [
-    './fuller-seg-centerpoint_pillar02_second_secfpn_nus-model.py',
+    './centerpoint-mtl_pillar02_second_secfpn_nus-model.py',
     './synthetic_nus_lidar_map.py',
     'mmdet3d::_base_/schedules/cyclic-20e.py',
     'mmdet3d::_base_/default_runtime.py',
@@ -32,26 +32,28 @@ model = dict(
             in_channels=192,
             share_conv_channel=32,
             bbox_coder=dict(
-                pc_range=point_cloud_range[:2], voxel_size=voxel_size[:2]),
-            train_cfg=dict(
-                point_cloud_range=point_cloud_range,
-                grid_size=grid_size,
-                voxel_size=voxel_size,
-                max_objs=100),
-            # score 0: an untrained model must still emit boxes (the
-            # nuScenes evaluation fails when every prediction is empty)
-            test_cfg=dict(
-                pc_range=point_cloud_range[:2],
-                voxel_size=voxel_size[:2],
-                score_threshold=0.0,
-                pre_max_size=200,
-                post_max_size=30)),
+                pc_range=point_cloud_range[:2], voxel_size=voxel_size[:2])),
         seg=dict(
             in_channels=192,
             embed_dims=32,
             num_heads=4,
             ffn_channels=64,
-            bev_range=point_cloud_range[:2] + point_cloud_range[3:5])))
+            bev_range=point_cloud_range[:2] + point_cloud_range[3:5])),
+    train_cfg=dict(
+        det=dict(
+            point_cloud_range=point_cloud_range,
+            grid_size=grid_size,
+            voxel_size=voxel_size,
+            max_objs=100)),
+    # score 0: an untrained model must still emit boxes (the nuScenes
+    # evaluation fails when every prediction is empty)
+    test_cfg=dict(
+        det=dict(
+            pc_range=point_cloud_range[:2],
+            voxel_size=voxel_size[:2],
+            score_threshold=0.0,
+            pre_max_size=200,
+            post_max_size=30)))
 
 train_cfg = dict(max_epochs=2, val_interval=2)
 default_hooks = dict(

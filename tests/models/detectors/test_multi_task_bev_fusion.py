@@ -169,9 +169,11 @@ def test_modality_drop_at_test_time(dropped):
     with torch.no_grad():
         res = _run(model, 'predict', batch=1)[0]
     order = list(model.fuser.modalities)
-    assert captured['inputs'][order.index(dropped)] is None
+    # the fuser gets {modality: BEV or None} for its declared modalities
+    assert list(captured['inputs']) == order
+    assert captured['inputs'][dropped] is None
     kept = [m for m in order if m != dropped][0]
-    assert captured['inputs'][order.index(kept)] is not None
+    assert captured['inputs'][kept] is not None
     assert res.pred_bev_masks.shape == (6, 200, 200)
     model.set_drop_modality(None)
     with pytest.raises(ValueError, match='radar'):
@@ -243,3 +245,118 @@ def test_golden_losses_under_a_fixed_seed():
     # the box loss depends on the Hungarian assignment of near-tied
     # untrained queries; checked for range, not to the digit
     assert 0 < float(losses['det.loss_bbox']) < 20
+
+
+def _preprocessed(model, batch=2):
+    samples = [_sample(i) for i in range(batch)]
+    data = model.data_preprocessor(
+        dict(inputs=_inputs(list(range(batch))), data_samples=samples),
+        training=False)
+    return data['inputs'], data['data_samples']
+
+
+def test_extract_bev_returns_the_camera_depth_distribution():
+    torch.manual_seed(0)
+    model = MODELS.build(_tiny_model_cfg()).eval()
+    inputs, samples = _preprocessed(model)
+    with torch.no_grad():
+        out = model.extract_bev(inputs, samples)
+        levels = model.extract_feat(inputs, samples)
+    vt = model.view_transform
+    depth = out['depth']
+    assert depth.shape == (2, 2, vt.D) + vt.feature_size  # (B, N, D, h, w)
+    torch.testing.assert_close(depth.sum(2), torch.ones_like(depth[:, :, 0]))
+    # the distribution the camera features were lifted with
+    with torch.no_grad():
+        imgs = inputs['imgs']
+        feats = model.img_neck(model.img_backbone(imgs.flatten(0, 1)))[0]
+        _, expected = vt.get_cam_feats(feats.unflatten(0, imgs.shape[:2]))
+    torch.testing.assert_close(depth, expected)
+    assert set(out['modality_feats']) == {'camera', 'lidar'}
+    assert out['modality_feats']['camera'].shape[1] == vt.bev_channels
+    # SECONDFPN concatenates its upsampled levels into one
+    assert len(levels) == len(out['feats']) == 1
+    for a, b in zip(levels, out['feats']):
+        torch.testing.assert_close(a, b)
+    model.set_drop_modality('camera')
+    with torch.no_grad():
+        dropped = model.extract_bev(inputs, samples)
+    assert dropped['depth'] is None
+    assert dropped['modality_feats']['camera'] is None
+
+
+def test_view_transform_reads_points_by_its_uses_lidar_flag():
+    from mtl_fusion.models.view_transforms import (BaseLSSViewTransform,
+                                                   DepthLSSViewTransform,
+                                                   LSSViewTransform)
+    assert BaseLSSViewTransform.uses_lidar is False
+    assert LSSViewTransform.uses_lidar is False
+    assert DepthLSSViewTransform.uses_lidar is True
+    torch.manual_seed(0)
+    cfg = _tiny_model_cfg()
+    cfg.view_transform.type = 'DepthLSSViewTransform'
+    cfg.view_transform.depth_feat_channels = 8
+    model = MODELS.build(cfg)
+    seen = {}
+
+    def record_points(module, args):
+        seen['points'] = args[1]
+
+    model.view_transform.register_forward_pre_hook(record_points)
+    losses = _run(model, 'loss')
+    assert isinstance(seen['points'], list) and len(seen['points']) == 2
+    assert torch.isfinite(sum(losses.values()))
+
+    @MODELS.register_module(name='TestFlaglessViewTransform', force=True)
+    class _Flagless(torch.nn.Module):
+
+        def __init__(self, **kwargs):
+            super().__init__()
+
+    cfg = _tiny_model_cfg()
+    cfg.view_transform = dict(type='TestFlaglessViewTransform')
+    with pytest.raises(TypeError, match='_Flagless must declare uses_lidar'):
+        MODELS.build(cfg)
+
+
+def test_fuser_modalities_must_match_the_branches():
+    cfg = _tiny_model_cfg()
+    cfg.fuser.modalities = ['camera', 'radar']
+    with pytest.raises(ValueError, match=r"\['radar'\].*no branch"):
+        MODELS.build(cfg)
+    cfg = _tiny_model_cfg()
+    cfg.fuser.update(modalities=['camera'], in_channels=[32])
+    with pytest.raises(ValueError, match=r"\['lidar'\] branch is built"):
+        MODELS.build(cfg)
+
+    @MODELS.register_module(name='TestAnonymousFuser', force=True)
+    class _Anonymous(torch.nn.Module):
+
+        def __init__(self, **kwargs):
+            super().__init__()
+
+    cfg = _tiny_model_cfg()
+    cfg.fuser = dict(type='TestAnonymousFuser')
+    with pytest.raises(AttributeError, match='_Anonymous must declare'):
+        MODELS.build(cfg)
+
+
+def test_test_cfg_per_task_reaches_the_head():
+    torch.manual_seed(0)
+    model = MODELS.build(
+        _tiny_model_cfg(test_cfg=dict(det=dict(max_num=3))))
+    assert model.task_heads.det.test_cfg['max_num'] == 3
+    assert model.pred_fields == dict(
+        det='pred_instances_3d', seg='pred_bev_masks')
+    assert model.feat_formats == dict(det='tensor', seg='tensor')
+    model.eval()
+    with torch.no_grad():
+        res = _run(model, 'predict', batch=1)[0]
+    assert len(res.pred_instances_3d.scores_3d) <= 3
+    # CenterPoint-style cfgs keyed by 'pts' name no task
+    with pytest.raises(KeyError, match='pts'):
+        MODELS.build(_tiny_model_cfg(test_cfg=dict(pts=dict(max_num=3))))
+    cfg = _tiny_model_cfg(test_cfg=dict(det=dict(max_num=3)))
+    cfg.task_heads.det.test_cfg = dict(max_num=4)
+    with pytest.raises(ValueError, match="task 'det'.*keep one"):
+        MODELS.build(cfg)

@@ -1,0 +1,13 @@
+"""Analysis of trained models and training runs, shared by the tools.
+
+Like ``mmengine.analysis``, this sits apart from the components: nothing in
+:mod:`mtl_fusion.models` or :mod:`mtl_fusion.utils` imports it.
+"""
+from .calibration_curves import (PREFIX, find_scalars, load_calibration,
+                                 plot_calibration)
+from .prediction_pictures import visualize_results
+
+__all__ = [
+    'PREFIX', 'find_scalars', 'load_calibration', 'plot_calibration',
+    'visualize_results'
+]

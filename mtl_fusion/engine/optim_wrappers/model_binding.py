@@ -1,0 +1,289 @@
+"""Bind the gradient calibration to a model: names to modules, and hooks.
+
+:class:`CalibrationBinding` resolves the config-named parts (the shared
+layer's parameters, the fuser, the optional intra-gradient layer; failures
+suggest close names), derives the fuser's modality order and input-channel
+slices from its generic ``modalities`` / ``in_channels``, and owns the hook
+handles: a forward hook that records the loss dict of the model's
+``mode='loss'`` forward and the fuser's :class:`ModalityGradScaler`.
+"""
+import difflib
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.distributed as torch_dist
+import torch.nn as nn
+from mmengine.dist import get_world_size
+from mmengine.model import is_model_wrapper
+from torch.nn.parallel import DistributedDataParallel
+
+from .modality_grad_scaler import ModalityGradScaler
+
+__all__ = [
+    'CalibrationBinding', 'LossRecorder', 'concat_slices', 'normalize_slices',
+    'resolve_module', 'resolve_params'
+]
+
+
+def _close(name: str, candidates: Sequence[str], n: int = 5) -> str:
+    close = difflib.get_close_matches(name, list(candidates), n=n, cutoff=0.4)
+    if not close:
+        close = [c for c in candidates if name.split('.')[0] in c][:n]
+    return f' Close names: {close}.' if close else ''
+
+
+def resolve_params(module: nn.Module, spec: Union[str, Sequence[str]],
+                   what: str) -> List[Tuple[str, nn.Parameter]]:
+    """Parameters named by exact names or dotted prefixes.
+
+    Args:
+        module (nn.Module): The (unwrapped) model.
+        spec (str | Sequence[str]): Parameter names or module prefixes.
+        what (str): The config key, used in error messages.
+
+    Returns:
+        list[tuple[str, Parameter]]: Matching trainable parameters, in the
+        model's parameter order.
+    """
+    names = [spec] if isinstance(spec, str) else list(spec)
+    if not names:
+        raise ValueError(f'{what}: empty parameter list')
+    params = dict(module.named_parameters())
+    matched: Dict[str, nn.Parameter] = {}
+    for name in names:
+        hits = [
+            n for n in params
+            if n == name or n.startswith(name.rstrip('.') + '.')
+        ]
+        if not hits:
+            prefixes = sorted({
+                '.'.join(n.split('.')[:i])
+                for n in params for i in range(1, n.count('.') + 2)
+            })
+            raise ValueError(f'{what}: {name!r} matches no parameter of '
+                             f'{type(module).__name__}.' +
+                             _close(name, prefixes))
+        for n in hits:
+            matched[n] = params[n]
+    out = [(n, p) for n, p in params.items()
+           if n in matched and p.requires_grad]
+    if not out:
+        raise ValueError(f'{what}: parameters {sorted(matched)} are all '
+                         'frozen (requires_grad=False)')
+    return out
+
+
+def resolve_module(module: nn.Module, path: str, what: str) -> nn.Module:
+    """Submodule by dotted path, with close names on failure.
+
+    Args:
+        module (nn.Module): The (unwrapped) model.
+        path (str): Dotted module path.
+        what (str): The config key, used in error messages.
+
+    Returns:
+        nn.Module: The submodule.
+    """
+    modules = dict(module.named_modules())
+    if path not in modules:
+        raise ValueError(f'{what}: no module {path!r} in '
+                         f'{type(module).__name__}.' +
+                         _close(path, [m for m in modules if m]))
+    return modules[path]
+
+
+def concat_slices(modalities: Sequence[str],
+                  in_channels: Sequence[int]) -> Dict[str, slice]:
+    """Channel slice of each modality in the concatenation of the inputs.
+
+    Args:
+        modalities (Sequence[str]): Modality names, in concat order.
+        in_channels (Sequence[int]): Channels of each.
+
+    Returns:
+        dict[str, slice]: ``modalities[i]`` to
+        ``slice(sum(in_channels[:i]), sum(in_channels[:i + 1]))``.
+    """
+    out, start = {}, 0
+    for name, channels in zip(modalities, in_channels):
+        out[str(name)] = slice(start, start + int(channels))
+        start += int(channels)
+    return out
+
+
+def normalize_slices(slices: Dict[str, Any], channels: int,
+                     modalities: Sequence[str],
+                     what: str) -> Dict[str, slice]:
+    """Validate the input-channel slices of the gated modalities.
+
+    Args:
+        slices (dict): Modality name to ``slice`` or ``(start, stop)``.
+        channels (int): Input channels of the intra-gradient layer.
+        modalities (Sequence[str]): Gated modalities; each needs a slice.
+        what (str): The config key, used in error messages.
+
+    Returns:
+        dict[str, slice]: The slices of ``modalities``, in that order.
+    """
+    missing = [m for m in modalities if m not in slices]
+    if missing:
+        raise ValueError(f'{what}: no slice for modalities {missing}; '
+                         f'slices are given for {list(slices)}')
+    out: Dict[str, slice] = {}
+    for name in modalities:
+        value = slices[name]
+        if isinstance(value, slice):
+            start, stop = value.start or 0, value.stop
+        else:
+            start, stop = value
+        if stop is None:
+            raise ValueError(f'{what}: slice of {name!r} needs a stop')
+        start, stop = int(start), int(stop)
+        if not 0 <= start < stop <= channels:
+            raise ValueError(f'{what}: slice {name!r}=[{start}, {stop}) is '
+                             f'outside the {channels} input channels')
+        for other, sl in out.items():
+            if start < sl.stop and sl.start < stop:
+                raise ValueError(f'{what}: modality slices overlap: '
+                                 f'{other}={sl}, {name}=[{start}, {stop})')
+        out[name] = slice(start, stop)
+    return out
+
+
+class LossRecorder:
+    """Forward hook that keeps the last training-mode loss dict."""
+
+    def __init__(self):
+        self.losses: Optional[Dict[str, Any]] = None
+
+    def __call__(self, module: nn.Module, args: Tuple, output: Any) -> None:
+        if (module.training and torch.is_grad_enabled()
+                and isinstance(output, dict)):
+            self.losses = output
+
+    def pop(self) -> Optional[Dict[str, Any]]:
+        """Return and forget the recorded dict."""
+        losses, self.losses = self.losses, None
+        return losses
+
+
+class CalibrationBinding:
+    """The parts of one model the calibration reads, and its hooks.
+
+    Args:
+        model (nn.Module): The training model, possibly wrapped by
+            (MM)DistributedDataParallel.
+        shared_layer (str | Sequence[str], optional): Parameter names or a
+            module prefix of the last shared layer. Defaults to None (no task
+            Jacobian).
+        fuser (str, optional): Module path of the fuser. Defaults to None
+            (no modality gate).
+        modalities (Sequence[str], optional): Gated modalities. Defaults to
+            None: the keys of ``modality_slices``, else the fuser's
+            ``modalities``.
+        intra_layer (str, optional): Module path of the layer whose
+            parameter slices are measured. Defaults to None (the fuser
+            inputs are measured).
+        intra_param (str): Its parameter. Defaults to ``'weight'``.
+        modality_slices (dict, optional): Modality to ``(start, stop)``
+            input channels (dim 1) of ``intra_param``. Defaults to None: from
+            the fuser's ``in_channels`` in the order of its ``modalities``.
+    """
+
+    def __init__(self,
+                 model: nn.Module,
+                 shared_layer: Optional[Union[str, Sequence[str]]] = None,
+                 fuser: Optional[str] = None,
+                 modalities: Optional[Sequence[str]] = None,
+                 intra_layer: Optional[str] = None,
+                 intra_param: str = 'weight',
+                 modality_slices: Optional[Dict[str, Any]] = None):
+        self.model = model
+        self.module: nn.Module = model.module if is_model_wrapper(
+            model) else model
+        self.shared_params: List[nn.Parameter] = [] if (
+            shared_layer is None) else [
+                p for _, p in resolve_params(self.module, shared_layer,
+                                             'calibration.shared_layer')
+            ]
+        self.modalities: List[str] = []
+        self.scaler: Optional[ModalityGradScaler] = None
+        self.intra_param: Optional[nn.Parameter] = None
+        self.slices: Dict[str, slice] = {}
+        self.recorder = LossRecorder()
+        self.handles: List[Any] = []
+        try:
+            if fuser is not None:
+                self._bind_fuser(fuser, modalities, intra_layer, intra_param,
+                                 modality_slices)
+            self.handles.append(
+                self.module.register_forward_hook(self.recorder))
+        except Exception:
+            self.remove()
+            raise
+        self.distributed = (
+            isinstance(model, DistributedDataParallel)
+            and torch_dist.is_available() and torch_dist.is_initialized()
+            and get_world_size() > 1)
+
+    def _bind_fuser(self, fuser_name: str,
+                    modalities: Optional[Sequence[str]],
+                    intra_layer: Optional[str], intra_param: str,
+                    slices: Optional[Dict[str, Any]]) -> None:
+        fuser = resolve_module(self.module, fuser_name, 'calibration.fuser')
+        own = getattr(fuser, 'modalities', None)
+        own = [str(m) for m in own] if own else None
+        gated = [str(m) for m in modalities] if modalities else (
+            list(slices) if slices else own)
+        if not gated:
+            raise ValueError(
+                f'calibration.modalities: {type(fuser).__name__} '
+                f'({fuser_name!r}) declares no `modalities`; list them in '
+                'calibration.modalities (the order of its list inputs)')
+        order = own or gated
+        unknown = [m for m in gated if m not in order]
+        if unknown:
+            raise ValueError(
+                f'calibration.modalities: {unknown} are not modalities of '
+                f'{type(fuser).__name__} ({fuser_name!r}): {order}')
+        self.modalities = gated
+        if intra_layer is not None:
+            layer = resolve_module(self.module, intra_layer,
+                                   'calibration.intra_layer')
+            param = getattr(layer, intra_param, None)
+            if not isinstance(param, nn.Parameter) or param.dim() < 2:
+                raise ValueError(
+                    f'calibration.intra_param: {intra_layer}.{intra_param} '
+                    'is not a parameter with an input-channel dimension; '
+                    'parameters of the layer: '
+                    f'{[n for n, _ in layer.named_parameters()]}')
+            if slices is None:
+                channels = getattr(fuser, 'in_channels', None)
+                if not own or channels is None:
+                    raise ValueError(
+                        'calibration.modality_slices: give them, or expose '
+                        f'`modalities` and `in_channels` on '
+                        f'{type(fuser).__name__} ({fuser_name!r})')
+                slices = concat_slices(own, channels)
+            self.slices = normalize_slices(dict(slices), param.shape[1],
+                                           gated,
+                                           'calibration.modality_slices')
+            self.intra_param = param
+        self.scaler = ModalityGradScaler(order, gated, fuser_name)
+        self.handles.append(
+            fuser.register_forward_pre_hook(self.scaler, with_kwargs=True))
+
+    def parse_losses(self, losses: Dict[str, Any]):
+        """The bound model's own ``parse_losses`` on ``losses``."""
+        parse = getattr(self.module, 'parse_losses', None)
+        if parse is None:
+            raise TypeError(
+                f'gradient calibration: {type(self.module).__name__} has no '
+                'parse_losses; use an mmengine BaseModel')
+        return parse(losses)
+
+    def remove(self) -> None:
+        """Remove every hook registered by this binding."""
+        for handle in self.handles:
+            handle.remove()
+        self.handles = []
