@@ -13,15 +13,15 @@ Two installs, as in mmdet3d's own setup.py:
   checkout's folders, ``mtl_fusion.egg-info`` is written here and an
   ``.egg-link`` plus an ``easy-install.pth`` line point the environment at
   the checkout. The distribution's location is then this checkout, which is
-  where mim and mmengine look for ``<location>/mtl_fusion/.mim`` (a PEP 660
-  editable wheel, what a modern ``pip install -e .`` builds, keeps its
-  ``dist-info`` in site-packages, so both would look in
-  ``site-packages/mtl_fusion``, which does not exist). ``pip uninstall
-  mtl_fusion`` removes it. setuptools >= 80 turned its own ``develop``
-  command into ``pip install -e``; the command below restores the linked
-  layout with the current setuptools. ``pip install -e .`` still works for
-  imports and ``python tools/*.py`` (``.mim`` is linked as well) but not
-  for mim.
+  where mim and mmengine look for ``<location>/mtl_fusion/.mim``. ``pip
+  uninstall mtl_fusion`` removes the link. setuptools >= 80 turned its own
+  ``develop`` into ``pip install -e``; the command below keeps the linked
+  layout with any setuptools. pip < 25.3 runs it for ``pip install -e .``
+  too (this project has no pyproject.toml). pip >= 25.3 builds a PEP 660
+  editable wheel instead, whose ``dist-info`` stays in site-packages: imports
+  and ``python tools/*.py`` work (``.mim`` is linked here as well), but mim
+  and ``mtl_fusion::`` bases look in ``site-packages/mtl_fusion``, which does
+  not exist; use ``tools/install.sh --dev`` there.
 
 Both installs add ``mtl_fusion_scope.pth``: at interpreter start it
 arranges (without importing mmengine) that ``mtl_fusion`` is added to
@@ -32,6 +32,7 @@ process (see ``_mtl_fusion_scope.py``).
 import os
 import os.path as osp
 import shutil
+import site
 import sysconfig
 from typing import List
 
@@ -43,6 +44,7 @@ PACKAGE = 'mtl_fusion'
 MIM_DIRS = ('configs', 'tools')
 # mmengine opens .mim/model-index.yml before .mim/configs/<path>
 MIM_FILES = ('model-index.yml', )
+EGG_LINK = 'mtl-fusion.egg-link'
 SCOPE_MODULE = '_mtl_fusion_scope'
 # after easy-install.pth (site.py reads .pth files in name order), which puts
 # a developer checkout, and so _mtl_fusion_scope.py, on sys.path
@@ -138,37 +140,58 @@ class Develop(Command):
     """``python setup.py develop``: link this checkout into an environment.
 
     Writes ``mtl_fusion.egg-info`` here, links ``.mim``, and puts
-    ``mtl_fusion.egg-link``, a line in ``easy-install.pth`` and
+    ``mtl-fusion.egg-link``, a line in ``easy-install.pth`` and
     ``mtl_fusion_scope.pth`` into the environment's site-packages (or
     ``--install-dir``). Nothing is copied, so edits to the package,
     ``configs/`` and ``tools/`` take effect at once.
     """
 
     description = 'link this checkout into the environment (developers)'
-    user_options = [('install-dir=', 'd',
-                     'site-packages folder (default: the running '
-                     "interpreter's purelib)")]
+    # the options of setuptools' own develop, which pip < 25.3 passes for
+    # `pip install -e .` (`develop --no-deps`, `--user`, `--prefix`)
+    user_options = [
+        ('install-dir=', 'd', "site-packages folder (default: the running "
+         "interpreter's purelib)"),
+        ('no-deps', 'N', 'accepted; dependencies are never installed here'),
+        ('user', None, f"link into the user site-packages ({site.USER_SITE})"),
+        ('prefix=', None, 'installation prefix'),
+        ('index-url=', 'i', 'accepted and ignored (nothing is downloaded)'),
+    ]
+    boolean_options = ['no-deps', 'user']
 
     def initialize_options(self) -> None:
         self.install_dir = None
+        self.no_deps = False
+        self.user = False
+        self.prefix = None
+        self.index_url = None
 
     def finalize_options(self) -> None:
         if self.install_dir is None:
-            self.install_dir = sysconfig.get_paths()['purelib']
+            if self.user:
+                self.install_dir = site.USER_SITE
+            elif self.prefix:
+                self.install_dir = sysconfig.get_paths(
+                    vars=dict(base=self.prefix,
+                              platbase=self.prefix))['purelib']
+            else:
+                self.install_dir = sysconfig.get_paths()['purelib']
 
     def run(self) -> None:
-        site = osp.abspath(self.install_dir)
-        if osp.isfile(osp.join(site, PACKAGE, '__init__.py')):
+        target = osp.abspath(self.install_dir)
+        os.makedirs(target, exist_ok=True)
+        if osp.isfile(osp.join(target, PACKAGE, '__init__.py')):
             raise RuntimeError(
-                f'{site}/{PACKAGE} holds an installed (non-editable) copy, '
+                f'{target}/{PACKAGE} holds an installed (non-editable) copy, '
                 'which would shadow this checkout; run `pip uninstall -y '
                 f'{PACKAGE}` first (tools/install.sh --dev does).')
         mim_root = link_mim_dirs()
         self.reinitialize_command('egg_info', egg_base=HERE)
         self.run_command('egg_info')
-        with open(osp.join(site, PACKAGE + '.egg-link'), 'w') as f:
+        # pip finds a linked install by this name (pkg_resources' safe_name)
+        with open(osp.join(target, EGG_LINK), 'w') as f:
             f.write(f'{HERE}\n.')
-        pth = osp.join(site, 'easy-install.pth')
+        pth = osp.join(target, 'easy-install.pth')
         lines = []
         if osp.isfile(pth):
             with open(pth) as f:
@@ -176,8 +199,8 @@ class Develop(Command):
         if HERE not in lines:
             with open(pth, 'w') as f:
                 f.write('\n'.join(lines + [HERE]) + '\n')
-        shutil.copy(osp.join(HERE, SCOPE_PTH), site)
-        print(f'linked {HERE} into {site} (.mim: {mim_root})')
+        shutil.copy(osp.join(HERE, SCOPE_PTH), target)
+        print(f'linked {HERE} into {target} (.mim: {mim_root})')
 
 
 if __name__ == '__main__':

@@ -180,7 +180,8 @@ def test_upstream_train_tool_runs_the_user_config(synthetic_nuscenes,
         mim, 'train', 'mmdet3d', 'my_fuller_det.py', '--gpus', '0',
         '--work-dir', 'work', '--cfg-options', 'train_cfg.max_iters=1',
         'default_hooks.checkpoint.by_epoch=False',
-        'default_hooks.checkpoint.interval=1', 'val_cfg=None',
+        'default_hooks.checkpoint.interval=1',
+        'default_hooks.logger.interval=1', 'val_cfg=None',
         'val_dataloader=None', 'val_evaluator=None'
     ], cwd=tmp_path, env=_clean_env(), capture_output=True, text=True,
                           timeout=900)

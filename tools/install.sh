@@ -1,9 +1,19 @@
 #!/usr/bin/env bash
 # Create (or update) the mtl_fusion virtual environment and install everything.
 #
-#   bash tools/install.sh
+#   bash tools/install.sh          # user install: mtl_fusion as a wheel (copies)
+#   bash tools/install.sh --dev    # developers: this checkout linked (editable)
+#
+# --dev (or MTL_FUSION_DEV=1) installs the same dependencies, then links the
+# checkout with `python setup.py develop` instead of installing a wheel:
+# mtl_fusion/.mim/{configs,tools} become symlinks to configs/ and tools/, and
+# the environment points at the checkout (an .egg-link, easy-install.pth), so
+# `mim train mtl_fusion <cfg>`, `python tools/train.py <cfg>` and
+# `mtl_fusion::` config bases use the working tree without reinstalling.
+# Rerunning without --dev replaces the link with a wheel again.
 #
 # Environment variables (all optional):
+#   MTL_FUSION_DEV          1: same as --dev
 #   MTL_FUSION_VENV         where the virtual environment lives (default: <repo>/.venv)
 #   MTL_FUSION_DEVICE       cpu | cuda | auto (default auto: cuda when nvidia-smi works)
 #   MTL_FUSION_TORCH_INDEX  a pip index for torch (e.g. https://download.pytorch.org/whl/cpu
@@ -27,6 +37,16 @@
 # the venv record a hash of the requirements and one of the package sources; when
 # only the sources changed, only the package is reinstalled.
 set -Eeuo pipefail
+
+DEV=${MTL_FUSION_DEV:-0}
+for arg in "$@"; do
+  case "$arg" in
+    --dev) DEV=1 ;;
+    -h|--help) sed -n '2,/^set -Eeuo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "install.sh: unknown argument '$arg' (use --dev or nothing)" >&2; exit 2 ;;
+  esac
+done
+case "$DEV" in 0|1) ;; *) echo "MTL_FUSION_DEV must be 0 or 1, got '$DEV'" >&2; exit 2 ;; esac
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENV=${MTL_FUSION_VENV:-$REPO/.venv}
@@ -81,17 +101,32 @@ hash_files() {
 }
 DEPS_HASH=$( { echo "device=$DEVICE python=$("$PYTHON" -c 'import sys; print(sys.version)')"
                hash_files requirements tools/install.sh; } | sha256sum | cut -d' ' -f1)
-PKG_HASH=$(hash_files setup.py MANIFEST.in README.md mtl_fusion configs tools)
+PKG_HASH=$(hash_files setup.py MANIFEST.in README.md _mtl_fusion_scope.py mtl_fusion_scope.pth model-index.yml \
+             mtl_fusion configs tools)
+# A linked checkout needs no refresh when sources change; the stamp records the mode.
+[ "$DEV" = 1 ] && PKG_HASH="dev:$REPO"
 
 STAMP=$VENV/.mtl_fusion_install
 DEPS_STAMP=$VENV/.mtl_fusion_deps
 install_package() {
-  step "mtl_fusion (non-editable, so that mim finds mtl_fusion/.mim)" "the package itself failed to build or import: \
+  if [ "$DEV" = 1 ]; then
+    step "mtl_fusion (developer link of $REPO)" "the checkout could not be linked: read the error above \
+(a syntax error in setup.py shows here)."
+    # an installed wheel in site-packages would shadow the checkout
+    "$VENV/bin/python" -m pip --disable-pip-version-check uninstall -q -y mtl_fusion >/dev/null 2>&1 || true
+    ( cd "$REPO" && "$VENV/bin/python" setup.py -q develop >/dev/null )
+  else
+    step "mtl_fusion (non-editable, so that mim finds mtl_fusion/.mim)" "the package itself failed to build or import: \
 read the error above (a syntax error in mtl_fusion/ or setup.py shows here)."
-  "$VENV/bin/python" -m pip --disable-pip-version-check install -q --no-deps --no-build-isolation \
-    --force-reinstall "$REPO"
-  rm -rf "$REPO/build" "$REPO"/*.egg-info
-  ( cd "$VENV" && "$VENV/bin/python" -c 'import mtl_fusion; print("mtl_fusion", mtl_fusion.__version__, "imports")' )
+    # keep the egg-info of a developer link of this checkout (another venv may use it)
+    local keep_egg_info=0
+    [ -d "$REPO/mtl_fusion.egg-info" ] && [ -L "$REPO/mtl_fusion/.mim/configs" ] && keep_egg_info=1
+    "$VENV/bin/python" -m pip --disable-pip-version-check install -q --no-deps --no-build-isolation \
+      --force-reinstall "$REPO"
+    rm -rf "$REPO/build"
+    [ "$keep_egg_info" = 1 ] || rm -rf "$REPO"/*.egg-info
+  fi
+  ( cd "$VENV" && "$VENV/bin/python" -c 'import mtl_fusion; print("mtl_fusion", mtl_fusion.__version__, "imports from", mtl_fusion.__file__)' )
   echo "$PKG_HASH" > "$STAMP"
 }
 if [ -x "$VENV/bin/python" ] && [ -f "$DEPS_STAMP" ] && [ "$(cat "$DEPS_STAMP")" = "$DEPS_HASH" ]; then

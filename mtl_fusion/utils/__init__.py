@@ -8,7 +8,6 @@ from .launch import add_launch_args, build_runner, load_cfg
 __all__ = [
     'SUPPORTED_VERSIONS', 'allow_mmengine_checkpoints', 'apply_compat',
     'check_versions', 'patch_spconv_cpu', 'register_config_scope',
-    'init_cpu_distributed',
-    'setup_distributed_cfg', 'replace_data_root', 'set_max_iters', 'add_launch_args',
-    'build_runner', 'load_cfg'
+    'init_cpu_distributed', 'setup_distributed_cfg', 'replace_data_root',
+    'set_max_iters', 'add_launch_args', 'build_runner', 'load_cfg'
 ]

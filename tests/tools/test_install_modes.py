@@ -102,7 +102,7 @@ def test_developer_link_serves_tools_configs_and_mim(synthetic_nuscenes,
         assert osp.islink(osp.join(mim_dir, name))
         assert osp.realpath(osp.join(mim_dir, name)) == osp.realpath(
             osp.join(src, name))
-    assert osp.isfile(osp.join(site, 'mtl_fusion.egg-link'))
+    assert osp.isfile(osp.join(site, 'mtl-fusion.egg-link'))
     assert osp.isfile(osp.join(site, 'mtl_fusion_scope.pth'))
 
     elsewhere = tmp_path / 'elsewhere'
