@@ -46,10 +46,9 @@ def nus_multi_task_pipelines(
     map masks rasterised in the augmented frame.
 
     A camera-only set skips the point loaders and the point-only steps
-    (range filter, shuffle); the BEV augmentation is kept only when points
-    are loaded, because mmdet3d's ``GlobalRotScaleTrans`` and
-    ``RandomFlip3D`` transform ``results['points']`` unconditionally. A
-    LiDAR-only set skips the image loader and the image augmentation.
+    (range filter, shuffle) and keeps the BEV augmentation (the BEV
+    transforms work without points). A LiDAR-only set skips the image loader
+    and the image augmentation.
 
     Args:
         data_root: Dataset root (for the map expansion of
@@ -141,21 +140,20 @@ def nus_multi_task_pipelines(
                 rot_lim=img_rot_lim,
                 rand_flip=True,
                 is_train=True))
-    if lidar:
-        train.append(
-            dict(
-                type='BEVGlobalRotScaleTrans',
-                rot_range=bev_rot_range,
-                scale_ratio_range=bev_scale_range,
-                translation_std=bev_translation_std))
+    train.append(
+        dict(
+            type='BEVGlobalRotScaleTrans',
+            rot_range=bev_rot_range,
+            scale_ratio_range=bev_scale_range,
+            translation_std=bev_translation_std))
     train.append(load_map_masks)
+    train.append(
+        dict(
+            type='BEVRandomFlip3D',
+            flip_ratio_bev_horizontal=0.5,
+            flip_ratio_bev_vertical=0.5))
     if lidar:
-        train += [
-            dict(
-                type='BEVRandomFlip3D',
-                flip_ratio_bev_horizontal=0.5,
-                flip_ratio_bev_vertical=0.5), points_range
-        ]
+        train.append(points_range)
     train += [
         dict(type='ObjectRangeFilter', point_cloud_range=point_cloud_range),
         dict(type='ObjectNameFilter', classes=class_names)

@@ -63,6 +63,9 @@ def test_single_modality_sets():
     ]
     assert lidar_test[-1]['keys'] == ['points', 'gt_masks_bev']
     assert 'BEVGlobalRotScaleTrans' in _types(lidar_train)
+    # camera-only training keeps the BEV augmentation (no points needed)
+    assert {'BEVGlobalRotScaleTrans', 'BEVRandomFlip3D'} <= set(
+        _types(cam_train))
 
 
 def test_arguments_are_placed_not_read():

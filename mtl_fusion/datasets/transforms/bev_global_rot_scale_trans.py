@@ -6,6 +6,8 @@ import torch
 from mmdet3d.datasets.transforms import GlobalRotScaleTrans
 from mmdet3d.registry import TRANSFORMS
 
+from ._point_placeholder import points_placeholder
+
 __all__ = ['BEVGlobalRotScaleTrans']
 
 
@@ -30,6 +32,9 @@ class BEVGlobalRotScaleTrans(GlobalRotScaleTrans):
     ``gt_masks_bev`` already present is an error, because rotating a raster
     would resample it.
 
+    Samples without ``points`` (camera-only pipelines) get the same
+    augmentation of boxes and ``lidar_aug_matrix``.
+
     Args: as :class:`mmdet3d.datasets.transforms.GlobalRotScaleTrans`.
     """
 
@@ -37,7 +42,7 @@ class BEVGlobalRotScaleTrans(GlobalRotScaleTrans):
         """Rotate, scale and translate, then update ``lidar_aug_matrix``.
 
         Args:
-            input_dict (dict): Pipeline results with ``points``.
+            input_dict (dict): Pipeline results (``points`` optional).
 
         Returns:
             dict: Results with ``lidar_aug_matrix`` (np.float64, 4x4).
@@ -47,7 +52,8 @@ class BEVGlobalRotScaleTrans(GlobalRotScaleTrans):
                 'BEVGlobalRotScaleTrans: gt_masks_bev already exists; put '
                 'LoadBEVMapMasks after BEVGlobalRotScaleTrans in the '
                 'pipeline (masks are rasterised in the augmented frame)')
-        input_dict = super().transform(input_dict)
+        with points_placeholder(input_dict):
+            input_dict = super().transform(input_dict)
         rot_mat_t = _to_numpy(input_dict['pcd_rotation'])
         scale = float(input_dict['pcd_scale_factor'])
         trans = _to_numpy(input_dict['pcd_trans']).reshape(3)

@@ -4,6 +4,8 @@ import numpy as np
 from mmdet3d.datasets.transforms import RandomFlip3D
 from mmdet3d.registry import TRANSFORMS
 
+from ._point_placeholder import points_placeholder
+
 __all__ = ['BEVRandomFlip3D']
 
 
@@ -29,6 +31,8 @@ class BEVRandomFlip3D(RandomFlip3D):
     ``flip_ratio_bev_vertical``. A single image keeps the parent's
     behaviour (``sync_2d``).
 
+    Samples without ``points`` (camera-only pipelines) are flipped alike.
+
     Args: as :class:`mmdet3d.datasets.transforms.RandomFlip3D`.
     """
 
@@ -42,14 +46,15 @@ class BEVRandomFlip3D(RandomFlip3D):
             dict: Flipped results.
         """
         multi_view = isinstance(input_dict.get('img'), list)
-        if multi_view:
-            images = input_dict.pop('img')
-            try:
+        with points_placeholder(input_dict):
+            if multi_view:
+                images = input_dict.pop('img')
+                try:
+                    input_dict = super().transform(input_dict)
+                finally:
+                    input_dict['img'] = images
+            else:
                 input_dict = super().transform(input_dict)
-            finally:
-                input_dict['img'] = images
-        else:
-            input_dict = super().transform(input_dict)
 
         flip = np.eye(4)
         masks = input_dict.get('gt_masks_bev')
