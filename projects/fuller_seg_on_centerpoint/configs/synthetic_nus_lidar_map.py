@@ -1,120 +1,46 @@
 # LiDAR-only detection + BEV map segmentation on the synthetic nuScenes world
-# (mtl_fusion.synthetic; `python tools/create_data.py synthetic-nuscenes`).
-# Inlined from mtl_fusion's configs/_base_/datasets/synthetic_nus_mtl.py
-# (cameras removed) because an installed mtl_fusion is not guaranteed to carry
-# its configs (`mtl_fusion::` resolves to `<site-packages>/mtl_fusion/.mim`,
-# which editable or stale installs lack). Classes are in CenterPoint's order:
-# CenterHead's task groups must be contiguous runs of the label indices.
+# (mtl_fusion.synthetic; `python tools/create_data.py synthetic-nuscenes`),
+# taken from mtl_fusion's own dataset base through the `mtl_fusion::` prefix
+# (docs/reuse.md). Three things differ from that base: only points are loaded,
+# the range is CenterPoint's +-51.2 m, and the classes are in CenterPoint's
+# order (CenterHead's task groups must be contiguous runs of the label
+# indices).
+_base_ = ['mtl_fusion::_base_/datasets/synthetic_nus_mtl.py']
+
+from mtl_fusion.utils.pipelines import nus_multi_task_pipelines  # noqa: E402
+
 class_names = [
     'car', 'truck', 'construction_vehicle', 'bus', 'trailer', 'barrier',
     'motorcycle', 'bicycle', 'pedestrian', 'traffic_cone'
 ]
-map_classes = [
-    'drivable_area', 'ped_crossing', 'walkway', 'stop_line', 'carpark_area',
-    'divider'
-]
 point_cloud_range = [-51.2, -51.2, -5.0, 51.2, 51.2, 3.0]
-bev_xbound = [-50.0, 50.0, 0.5]  # map grid: 200 x 200 cells of 0.5 m
-bev_ybound = [-50.0, 50.0, 0.5]
-
-dataset_type = 'MultiTaskNuScenesDataset'
-data_root = 'data/synthetic-nuscenes/'
-metainfo = dict(classes=class_names, version='v1.0-mini')
+metainfo = dict(classes=class_names, version={{_base_.nus_version}})
 input_modality = dict(use_lidar=True, use_camera=False)
-data_prefix = dict(pts='samples/LIDAR_TOP', sweeps='sweeps/LIDAR_TOP')
-backend_args = None
-sweeps_num = 2
+data_prefix = dict(
+    _delete_=True, pts='samples/LIDAR_TOP', sweeps='sweeps/LIDAR_TOP')
 
-load_points = dict(
-    type='StrictLoadPointsFromFile',
-    coord_type='LIDAR',
-    load_dim=5,
-    use_dim=5,
-    backend_args=backend_args)
-load_sweeps = dict(
-    type='StrictLoadPointsFromMultiSweeps',
-    sweeps_num=sweeps_num,
-    load_dim=5,
-    use_dim=[0, 1, 2, 3, 4],
-    pad_empty_sweeps=True,
-    remove_close=True,
-    backend_args=backend_args)
-load_map_masks = dict(
-    type='LoadBEVMapMasks',
-    data_root=data_root,
-    classes=map_classes,
-    xbound=bev_xbound,
-    ybound=bev_ybound)
+# the base's settings, with this class order, for a LiDAR-only pipeline
+train_pipeline, test_pipeline = nus_multi_task_pipelines(
+    modalities=['lidar'],
+    data_root={{_base_.data_root}},
+    class_names=class_names,
+    map_classes={{_base_.map_classes}},
+    point_cloud_range=point_cloud_range,
+    bev_xbound={{_base_.bev_xbound}},
+    bev_ybound={{_base_.bev_ybound}},
+    sweeps_num={{_base_.sweeps_num}},
+    image_size={{_base_.image_size}},
+    img_resize_lim={{_base_.img_resize_lim}},
+    img_resize_relative={{_base_.img_resize_relative}},
+    img_rot_lim={{_base_.img_rot_lim}},
+    bev_rot_range={{_base_.bev_rot_range}},
+    bev_scale_range={{_base_.bev_scale_range}},
+    bev_translation_std={{_base_.bev_translation_std}},
+    backend_args={{_base_.backend_args}})
 
-train_pipeline = [
-    load_points,
-    load_sweeps,
-    dict(type='LoadAnnotations3D', with_bbox_3d=True, with_label_3d=True),
-    dict(
-        type='BEVGlobalRotScaleTrans',
-        rot_range=[-0.78539816, 0.78539816],
-        scale_ratio_range=[0.9, 1.1],
-        translation_std=[0.5, 0.5, 0.5]),
-    load_map_masks,  # after the BEV augmentation: masks follow the points
-    dict(
-        type='BEVRandomFlip3D',
-        flip_ratio_bev_horizontal=0.5,
-        flip_ratio_bev_vertical=0.5),
-    dict(type='PointsRangeFilter', point_cloud_range=point_cloud_range),
-    dict(type='ObjectRangeFilter', point_cloud_range=point_cloud_range),
-    dict(type='ObjectNameFilter', classes=class_names),
-    dict(type='PointShuffle'),
-    dict(
-        type='PackMultiTaskInputs',
-        keys=['points', 'gt_bboxes_3d', 'gt_labels_3d', 'gt_masks_bev'])
-]
-test_pipeline = [
-    load_points,
-    dict(load_sweeps, test_mode=True),
-    load_map_masks,
-    dict(type='PointsRangeFilter', point_cloud_range=point_cloud_range),
-    dict(type='PackMultiTaskInputs', keys=['points', 'gt_masks_bev'])
-]
-
-dataset_common = dict(
-    type=dataset_type,
-    data_root=data_root,
-    metainfo=metainfo,
-    modality=input_modality,
-    data_prefix=data_prefix,
-    box_type_3d='LiDAR',
-    backend_args=backend_args)
+dataset_overrides = dict(
+    metainfo=metainfo, modality=input_modality, data_prefix=data_prefix)
 train_dataloader = dict(
-    batch_size=2,
-    num_workers=0,
-    persistent_workers=False,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(
-        **dataset_common,
-        ann_file='nuscenes_infos_train.pkl',
-        pipeline=train_pipeline,
-        task_labels='full',
-        test_mode=False))
-val_dataloader = dict(
-    batch_size=1,
-    num_workers=0,
-    persistent_workers=False,
-    drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        **dataset_common,
-        ann_file='nuscenes_infos_val.pkl',
-        pipeline=test_pipeline,
-        test_mode=True))
+    dataset=dict(pipeline=train_pipeline, **dataset_overrides))
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline, **dataset_overrides))
 test_dataloader = val_dataloader
-
-val_evaluator = dict(
-    type='MultiTaskMetric',
-    det_metric=dict(
-        type='NuScenesMetric',
-        data_root=data_root,
-        ann_file=data_root + 'nuscenes_infos_val.pkl',
-        metric='bbox',
-        backend_args=backend_args),
-    seg_metric=dict(type='BEVMapMetric', classes=map_classes))
-test_evaluator = val_evaluator
