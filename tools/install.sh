@@ -209,7 +209,7 @@ PYEOF
     log "stopping after the mmcv metadata stage (MTL_FUSION_MMCV_STOP=metadata): the source path works"
     exit 0
   fi
-  step "mmcv: compiling $MMCV_VERSION with ops (about 12 minutes on 2 cores)" "$MMCV_HINT"
+  step "mmcv: compiling $MMCV_VERSION with ops (10 to 30 minutes on 2 cores)" "$MMCV_HINT"
   FORCE_CUDA=$([ "$DEVICE" = cuda ] && echo 1 || echo 0)
   ( cd "$build/mmcv-$MMCV_VERSION" && PATH="$env/bin:$PATH" MMCV_WITH_OPS=1 FORCE_CUDA=$FORCE_CUDA \
       MAX_JOBS=${MAX_JOBS:-2} "$env/bin/python" -m pip --disable-pip-version-check wheel \

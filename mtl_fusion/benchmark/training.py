@@ -61,13 +61,13 @@ def _default_calibration(model: nn.Module) -> Dict:
                  weighting=dict(type='IMTLGWeighting'))
     fuser = getattr(model, 'fuser', None)
     if fuser is not None:
+        # FULLER's measurement (the first conv's input-channel slices) when
+        # the fuser has a conv, else the norms at the fuser inputs
         conv = next((f'fuser.{n}' for n, m in fuser.named_modules()
                      if isinstance(m, nn.Conv2d)), None)
-        if conv is None:
-            raise ValueError('cannot derive calibration.intra_layer: the '
-                             'fuser has no Conv2d; give --calib-config')
-        calib.update(fuser='fuser', intra_layer=conv,
-                     gate=dict(alpha=0.1, momentum=0.2))
+        calib.update(fuser='fuser', gate=dict(alpha=0.1, momentum=0.2))
+        if conv is not None:
+            calib.update(intra_layer=conv)
     return calib
 
 

@@ -2,6 +2,7 @@
 import argparse
 import os
 import os.path as osp
+import uuid
 
 from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
@@ -9,7 +10,7 @@ from mmengine.runner import Runner
 
 from .dist import init_cpu_distributed, setup_distributed_cfg
 
-__all__ = ['add_launch_args', 'load_cfg', 'build_runner']
+__all__ = ['add_launch_args', 'load_cfg', 'build_runner', 'own_visualizer']
 
 
 def add_launch_args(parser: argparse.ArgumentParser) -> None:
@@ -64,9 +65,33 @@ def load_cfg(args: argparse.Namespace) -> Config:
     return setup_distributed_cfg(cfg, args.launcher)
 
 
+def own_visualizer(cfg: Config) -> Config:
+    """Give the run a visualizer of its own.
+
+    mmengine keeps visualizers by name, process-wide, and hands an existing
+    one to every later Runner that asks for the same name. mmdet3d's runtime
+    base names it ``'visualizer'``, so a second run in one process (a
+    notebook, a test session, a tool that trains then tests) would log its
+    scalars into the first run's ``vis_data``. A config that keeps that
+    default name (or none) gets a unique one; a name set by the user is kept.
+
+    Args:
+        cfg (Config): The run's config (changed in place).
+
+    Returns:
+        Config: ``cfg``.
+    """
+    vis = cfg.get('visualizer')
+    if vis is not None and vis.get('name', 'visualizer') == 'visualizer':
+        vis['name'] = f'visualizer:{cfg.get("work_dir")}:{uuid.uuid4().hex}'
+    return cfg
+
+
 def build_runner(cfg: Config) -> Runner:
-    """Start the CPU process group if needed, then build the Runner."""
+    """Start the CPU process group if needed, then build the Runner (with a
+    visualizer of its own, see :func:`own_visualizer`)."""
     init_cpu_distributed(cfg.launcher)
+    own_visualizer(cfg)
     if 'runner_type' not in cfg:
         return Runner.from_cfg(cfg)
     return RUNNERS.build(cfg)

@@ -49,6 +49,7 @@ CALIBRATION = dict(
     tasks=['det', 'seg'],
     shared_layer='bev_neck.deblocks.1',
     fuser='fuser',
+    modalities=['lidar', 'camera'],  # gamma_modal = LiDAR / camera
     intra_layer='fuser.layers.0.conv')
 VARIANTS = {
     'baseline': (dict(type='SumWeighting'), 0.0),
