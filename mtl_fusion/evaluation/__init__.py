@@ -1,4 +1,8 @@
 """Evaluation: BEV map IoU and the multi-task (det + map) metric."""
-from .metrics import BEVMapMetric, MultiTaskMetric, delta_mtl
+from .metrics import (BEVMapMetric, EmptySafeNuScenesMetric, MultiTaskMetric,
+                      delta_mtl, empty_prediction_summary)
 
-__all__ = ['BEVMapMetric', 'MultiTaskMetric', 'delta_mtl']
+__all__ = [
+    'BEVMapMetric', 'MultiTaskMetric', 'delta_mtl', 'EmptySafeNuScenesMetric',
+    'empty_prediction_summary'
+]

@@ -1,4 +1,5 @@
 """Dataset config + pipelines + MultiTaskMetric on the synthetic world."""
+import math
 import os.path as osp
 
 import numpy as np
@@ -90,3 +91,60 @@ def test_gt_as_prediction_gives_perfect_scores(world_cfg):
     assert det_map > 0.95, res
     expected = -100 / 2 * ((det_map - 0.5) / 0.5 + (1.0 - 0.5) / 0.5)
     assert np.isclose(res['Delta_MTL'], expected)
+
+
+def _det_results(metric, dataset, boxes_of):
+    """Evaluate the detection sub-metric on predictions ``boxes_of(k)``."""
+    for k in range(len(dataset)):
+        sample = dataset[k]['data_samples']
+        boxes, scores, labels = boxes_of(sample)
+        metric.process({}, [
+            dict(
+                sample_idx=sample.sample_idx,
+                pred_instances_3d=dict(
+                    bboxes_3d=boxes, scores_3d=scores, labels_3d=labels),
+                pred_instances={})
+        ])
+    return metric.evaluate(len(dataset))
+
+
+def test_empty_submission_scores_zero_like_the_devkit(world_cfg):
+    """No box at all gives what the devkit gives a box that matches nothing.
+
+    The devkit itself crashes on a submission without boxes; the reference
+    is its own evaluation of a submission whose only box (in the first
+    sample) lies far from every ground truth, which it scores exactly like
+    no prediction.
+    """
+    from mmdet3d.structures import LiDARInstance3DBoxes
+    dataset = DATASETS.build(world_cfg.val_dataloader.dataset)
+    det_cfg = world_cfg.val_evaluator.det_metric
+    assert det_cfg.type == 'EmptySafeNuScenesMetric'
+
+    def build():
+        metric = METRICS.build(det_cfg)
+        metric.dataset_meta = dataset.metainfo
+        return metric
+
+    def nothing(sample):
+        return (LiDARInstance3DBoxes(torch.zeros(0, 9), box_dim=9),
+                torch.zeros(0), torch.zeros(0, dtype=torch.long))
+
+    first = dataset[0]['data_samples'].sample_idx
+
+    def one_stray_box(sample):
+        if sample.sample_idx != first:
+            return nothing(sample)
+        box = torch.tensor([[45., 45., -1., 1., 1., 1., 0., 0., 0.]])
+        return (LiDARInstance3DBoxes(box, box_dim=9), torch.tensor([0.9]),
+                torch.tensor([0]))
+
+    empty = _det_results(build(), dataset, nothing)
+    stray = _det_results(build(), dataset, one_stray_box)
+    assert sorted(empty) == sorted(stray)
+    for key, value in stray.items():
+        np.testing.assert_equal(empty[key], value, err_msg=key)
+    prefix = 'NuScenes metric/pred_instances_3d_NuScenes/'
+    assert empty[prefix + 'mAP'] == 0 and empty[prefix + 'NDS'] == 0
+    assert empty[prefix + 'mATE'] == 1.0
+    assert math.isnan(empty[prefix + 'traffic_cone_attr_err'])
