@@ -3,12 +3,15 @@
 Inference (latency, peak memory, parameters, FLOPs, stage shares) of a
 multi-task model against the single-task models it replaces, the training
 step with and without FULLER's gradient calibration, and the bev_pool
-implementations. See ``docs/benchmark.md``.
+implementations, and the cost of frozen teachers in a distillation step.
+See ``docs/benchmark.md``.
 """
 from .bev_pool_bench import (benchmark_bev_pool, check_bev_pool,
                              default_pool_inputs, frustum_pool_inputs,
                              reference_bev_pool)
 from .complexity import count_flops, count_stage_parameters
+from .distillation import (DISTILL_TARGETS, benchmark_distillation,
+                           distillation_report)
 from .inference import benchmark_inference, inference_ratios
 from .inputs import make_batches, random_batch
 from .memory import MEMORY_METHODS, measure_peak_memory, state_bytes
@@ -27,5 +30,6 @@ __all__ = [
     'evaluate_targets', 'markdown_report', 'build_model', 'load_config',
     'resolve_device', 'STAGES', 'StageTimer', 'stage_modules',
     'is_positive_finite', 'per_rep_ratio', 'summarize', 'VARIANTS',
-    'benchmark_training', 'calibration_variants'
+    'benchmark_training', 'calibration_variants', 'DISTILL_TARGETS',
+    'benchmark_distillation', 'distillation_report'
 ]
