@@ -15,13 +15,15 @@ from .calibration_logging import log_calibration
 from .model_binding import CalibrationBinding
 from .task_jacobian import (group_sq_norms, loss_grads, slice_norms,
                             task_jacobian)
-from .task_loss_grouping import TaskLosses, group_task_losses
+from .task_loss_grouping import (TaskLosses, compile_task_keys,
+                                 group_task_losses)
 
 __all__ = ['GradientCalibrationMixin']
 
-_KEYS = ('tasks', 'extra_prefixes', 'shared_layer', 'weighting',
-         'log_task_grads', 'fuser', 'modalities', 'intra_layer',
-         'intra_param', 'modality_slices', 'gate')
+_KEYS = ('tasks', 'task_keys', 'extra_prefixes', 'shared_layer',
+         'weighting', 'max_fallbacks', 'log_task_grads', 'fuser',
+         'modalities', 'intra_layer', 'intra_param', 'modality_slices',
+         'gate')
 
 
 class GradientCalibrationMixin:
@@ -57,8 +59,20 @@ class GradientCalibrationMixin:
     with ``'loss'`` raises an error naming it. Each group is reduced by the
     model's own ``parse_losses``.
 
-    A task is excluded for the step when its loss is missing or an exactly
-    zero tensor without grad on every rank. AMP loss scaling and the
+    A task is excluded for the step when the model reports
+    ``'<task>.labelled_samples'`` = 0 on every rank (the detector base does,
+    from each head's ``label_flag``: a batch without labels of the task), or,
+    for a model that does not report it, when its loss is missing or an
+    exactly zero tensor without grad on every rank. The other tasks then
+    keep their true weights (one task left: weight 1, the single-task step).
+
+    Nothing is calibrated silently wrong: every configured task must occur
+    in the loss dict of the first step (a typo in ``tasks`` is an error that
+    lists the keys seen), and when the weighting falls back for
+    ``max_fallbacks`` consecutive updates a warning gives the reason (each
+    fallback is also logged at INFO and as ``train/calib/fallback``).
+
+    AMP loss scaling and the
     accumulation factor change neither ``alpha`` nor the gate: gradients are
     unscaled before norms and fallback checks.
 
@@ -77,7 +91,11 @@ class GradientCalibrationMixin:
         calibration (dict): Calibration settings:
 
             - tasks (list[str], optional): Task prefixes, in the order used
-              for ``gamma_task``. Default: the sorted prefixes seen.
+              for ``gamma_task``. Default: the keys of ``task_keys``, else
+              the sorted prefixes seen.
+            - task_keys (dict, optional): ``{task: regex or [regexes]}``
+              matched against whole loss keys, for models whose keys carry
+              no task prefix (see :mod:`.task_loss_grouping`).
             - extra_prefixes (list[str]): Loss-key prefixes added unweighted.
               Defaults to ``['distill']``.
             - shared_layer (str | list[str]): Parameter names or a module
@@ -85,6 +103,9 @@ class GradientCalibrationMixin:
               needs no gradients and ``log_task_grads`` is False.
             - weighting (dict | BaseTaskWeighting): Task weighting method.
               Defaults to ``dict(type='IMTLGWeighting')``.
+            - max_fallbacks (int): Consecutive weighting fallbacks after
+              which a warning is raised (and again every as many).
+              Defaults to 10.
             - log_task_grads (bool): Compute per-task gradients for logging
               even when the weighting does not need them. Defaults to True.
             - fuser (str, optional): Module path of the fuser; its first
@@ -111,7 +132,10 @@ class GradientCalibrationMixin:
         if unknown:
             raise KeyError(f'unknown calibration keys {unknown}; known: '
                            f'{sorted(_KEYS)}')
+        self.task_keys = compile_task_keys(cfg.get('task_keys'))
         tasks = cfg.get('tasks')
+        if tasks is None and self.task_keys is not None:
+            tasks = list(self.task_keys)
         self.calib_tasks: Optional[List[str]] = (
             None if tasks is None else [str(t) for t in tasks])
         if self.calib_tasks is not None and (
@@ -125,6 +149,16 @@ class GradientCalibrationMixin:
         if clash:
             raise ValueError(f'calibration: {clash} are both tasks and '
                              'extra_prefixes')
+        if self.task_keys is not None:
+            unknown = sorted(set(self.task_keys) - set(self.calib_tasks))
+            if unknown:
+                raise ValueError(f'calibration.task_keys names {unknown}, '
+                                 f'which are not in tasks {self.calib_tasks}')
+        self.max_fallbacks = int(cfg.get('max_fallbacks', 10))
+        if self.max_fallbacks < 1:
+            raise ValueError('calibration.max_fallbacks must be >= 1, got '
+                             f'{self.max_fallbacks}')
+        self._fallback_streak = 0
         self.shared_layer = cfg.get('shared_layer')
         weighting = cfg.get('weighting', dict(type='IMTLGWeighting'))
         if isinstance(weighting, dict):
@@ -240,12 +274,12 @@ class GradientCalibrationMixin:
                 'update_params')
         factor = float(self.scale_loss(torch.ones((), dtype=torch.float64)))
         groups = group_task_losses(record, binding.parse_losses,
-                                   self.calib_tasks, self.extra_prefixes)
+                                   self.calib_tasks, self.extra_prefixes,
+                                   self.task_keys)
         self._check_total(loss, groups, factor)
         tasks = self._task_list(groups.tasks)
-        present = torch.tensor(
-            [1.0 if self._is_live(groups.tasks.get(t)) else 0.0
-             for t in tasks], device=self._device())
+        present = torch.tensor([self._presence(t, groups) for t in tasks],
+                               device=self._device())
         active = [
             t for t, p in zip(tasks, self._reduce(present, 'max').tolist())
             if p > 0
@@ -265,6 +299,7 @@ class GradientCalibrationMixin:
         finally:
             if scaler is not None:
                 scaler.reset()
+        self._count_fallback(info)
         self.last_calibration = info
         log_calibration(self.message_hub, info, tasks,
                         binding.modalities)
@@ -296,8 +331,24 @@ class GradientCalibrationMixin:
                 f'gradient calibration: {type(self.weighting).__name__} fell '
                 f'back to weights {result.weights.tolist()} at update '
                 f'{self._inner_count}: {result.fallback}',
-                logger='current', level=logging.WARNING)
+                logger='current', level=logging.INFO)
         return result.weights.tolist()
+
+    def _count_fallback(self, info: Dict[str, Any]) -> None:
+        """Warn when the weighting has fallen back ``max_fallbacks``
+        updates in a row (and every ``max_fallbacks`` more)."""
+        if 'fallback' not in info:
+            self._fallback_streak = 0
+            return
+        self._fallback_streak += 1
+        if self._fallback_streak % self.max_fallbacks == 0:
+            print_log(
+                f'gradient calibration: {type(self.weighting).__name__} has '
+                f'fallen back in the last {self._fallback_streak} '
+                f'consecutive updates (now at update {self._inner_count}), '
+                f'so the tasks are not being calibrated; reason: '
+                f"{info['fallback']}", logger='current',
+                level=logging.WARNING)
 
     def _weighted_loss(self, loss: Tensor, active: List[str],
                        weights: List[float], groups: TaskLosses,
@@ -410,6 +461,12 @@ class GradientCalibrationMixin:
             return sorted({t for names in gathered for t in names})
         return sorted(task_losses)
 
+    def _presence(self, task: str, groups: TaskLosses) -> float:
+        """1.0 when ``task`` takes part in this step on this rank."""
+        if task in groups.labelled:
+            return 1.0 if groups.labelled[task] > 0 else 0.0
+        return 1.0 if self._is_live(groups.tasks.get(task)) else 0.0
+
     @staticmethod
     def _is_live(value: Optional[Tensor]) -> bool:
         if value is None:
@@ -418,9 +475,21 @@ class GradientCalibrationMixin:
 
     def _check_total(self, loss: Tensor, groups: TaskLosses,
                      factor: float) -> None:
+        """First step only: every configured task occurs in the loss dict,
+        and the recorded dict sums to the loss given to update_params."""
         if self._checked_total:
             return
         self._checked_total = True
+        if self.calib_tasks is not None:
+            seen = set(groups.tasks) | set(groups.labelled)
+            missing = [t for t in self.calib_tasks if t not in seen]
+            if missing:
+                raise ValueError(
+                    f'gradient calibration: calibration.tasks {missing} '
+                    'have no loss in the first step; the loss keys were '
+                    f'{groups.keys}. Check the task names (they are the '
+                    "'<task>.' prefixes of the keys) or calibration."
+                    'task_keys')
         mine, ref = groups.total() * factor, float(loss.detach())
         if not math.isclose(mine, ref, rel_tol=1e-3, abs_tol=1e-6):
             print_log(

@@ -586,6 +586,16 @@ class FullerDetHead(BaseModule):
             code_weights[pos] = self.code_weights.to(codes.dtype)
         return label_targets, code_targets, code_weights, len(pos)
 
+    @staticmethod
+    def labelled_samples(batch_data_samples: List[Det3DDataSample]
+                         ) -> List[int]:
+        """Indices of the samples whose boxes the loss uses: all but those
+        whose metainfo says ``has_det_labels=False``."""
+        return [
+            i for i, sample in enumerate(batch_data_samples)
+            if sample.metainfo.get('has_det_labels', True)
+        ]
+
     def loss(self, feats: Features,
              batch_data_samples: List[Det3DDataSample]) -> Dict[str, Tensor]:
         """Compute the detection losses.
@@ -620,10 +630,7 @@ class FullerDetHead(BaseModule):
             raise ValueError('batch_data_samples has '
                              f'{len(batch_data_samples)} samples but feats '
                              f'has batch size {batch_size}')
-        labelled = [
-            i for i, sample in enumerate(batch_data_samples)
-            if sample.metainfo.get('has_det_labels', True)
-        ]
+        labelled = self.labelled_samples(batch_data_samples)
         if not labelled:
             zero = sum(v.sum() for v in preds.values()
                        if v.is_floating_point()) * 0

@@ -3,6 +3,7 @@ import copy
 from abc import abstractmethod
 from typing import Dict, List, Mapping, Optional, Sequence
 
+import torch
 from mmdet3d.models.detectors import Base3DDetector
 from mmdet3d.registry import MODELS
 from mmdet3d.structures import Det3DDataSample
@@ -10,12 +11,13 @@ from mmdet3d.utils import ConfigType, OptConfigType, OptMultiConfig
 from mmengine.model import BaseModule, ModuleDict
 from torch import Tensor, nn
 
+from mtl_fusion.utils.loss_keys import labelled_key
 from ..utils import FEAT_FORMATS, feature_levels, levels_to_tensor
 
 __all__ = ['BaseMultiTaskDetector']
 
 #: Keys of one ``task_io`` entry.
-TASK_IO_KEYS = ('feat_format', 'pred_field', 'init_nested')
+TASK_IO_KEYS = ('feat_format', 'pred_field', 'label_flag', 'init_nested')
 
 
 def _init_nested(module: nn.Module) -> None:
@@ -45,7 +47,13 @@ class BaseMultiTaskDetector(Base3DDetector):
     **Losses.** Head ``det``'s ``loss_cls`` becomes ``det.loss_cls``, so
     task-weighting optimizer wrappers (:class:`mtl_fusion.engine.
     FullerOptimWrapper`) can group the losses by task. Task names are
-    therefore non-empty and contain no '.'.
+    therefore non-empty and contain no '.'. For a head that says which
+    samples it learns from (below) the loss dict also holds
+    ``'<task>.labelled_samples'``
+    (:func:`~mtl_fusion.utils.loss_keys.labelled_key`), the number of
+    samples of the batch with labels of the task: with disjoint labels a
+    batch may have none, the head then returns zero losses on the graph, and
+    the calibration needs the count to leave the task out of the step.
 
     **Head interface.** Each head declares, as class attributes,
 
@@ -59,6 +67,12 @@ class BaseMultiTaskDetector(Base3DDetector):
       level, or the levels concatenated along channels) or ``'levels'``
       (the list of levels, the mmdet3d convention). Defaults to
       ``'levels'`` for a head that does not declare it.
+
+    and, optionally, the method ``labelled_samples(batch_data_samples)``:
+    the indices of the samples whose labels its ``loss`` uses (heads that
+    skip unlabelled samples). For an upstream head, ``task_io``'s
+    ``label_flag`` names a metainfo flag instead (a sample counts unless the
+    flag is False); without either no count is reported.
 
     Upstream heads that cannot carry these attributes (e.g. mmdet3d's
     ``CenterHead``) get them from ``task_io``, e.g.
@@ -74,8 +88,9 @@ class BaseMultiTaskDetector(Base3DDetector):
     Args:
         task_heads (dict): ``{task name: head config}``.
         task_io (dict, optional): ``{task name: dict(feat_format=...,
-            pred_field=..., init_nested=...)}`` overrides of the head
-            interface (any key may be left out). Defaults to None.
+            pred_field=..., label_flag=..., init_nested=...)}`` overrides
+            of the head interface (any key may be left out). Defaults to
+            None.
         train_cfg (dict, optional): ``{task name: head train_cfg}``.
             Defaults to None.
         test_cfg (dict, optional): ``{task name: head test_cfg}``.
@@ -119,6 +134,7 @@ class BaseMultiTaskDetector(Base3DDetector):
         }
         self.feat_formats: Dict[str, str] = {}
         self.pred_fields: Dict[str, str] = {}
+        self.label_flags: Dict[str, Optional[str]] = {}
 
     # ------------------------------------------------------------------
     # building
@@ -175,6 +191,12 @@ class BaseMultiTaskDetector(Base3DDetector):
             owners[field] = task
             self.feat_formats[task] = fmt
             self.pred_fields[task] = field
+            flag = self.task_io.get(task, {}).get('label_flag')
+            if flag is not None and not isinstance(flag, str):
+                raise TypeError(f'task {task!r} ({type(head).__name__}): '
+                                'label_flag must be a metainfo key string '
+                                f'or None, got {flag!r}')
+            self.label_flags[task] = flag
 
     def _head_io(self, task: str, head: nn.Module) -> tuple:
         override = self.task_io.get(task, {})
@@ -258,7 +280,24 @@ class BaseMultiTaskDetector(Base3DDetector):
                                 f'{type(out).__name__}')
             for key, value in out.items():
                 losses[f'{task}.{key}'] = value
+            count = self._labelled_count(task, head, batch_data_samples)
+            if count is not None:
+                losses[labelled_key(task)] = torch.tensor(float(count))
         return losses
+
+    def _labelled_count(self, task: str, head: nn.Module,
+                        batch_data_samples: List[Det3DDataSample]
+                        ) -> Optional[int]:
+        """Samples of the batch with labels of ``task`` (None: unknown)."""
+        flag = self.label_flags.get(task)
+        if flag is not None:
+            return sum(
+                bool(sample.metainfo.get(flag, True))
+                for sample in batch_data_samples)
+        counter = getattr(head, 'labelled_samples', None)
+        if callable(counter):
+            return len(counter(batch_data_samples))
+        return None
 
     def head_predict(self, feats: Sequence[Tensor],
                      batch_data_samples: List[Det3DDataSample]

@@ -143,6 +143,16 @@ class BaseBEVSegHead(BaseModule, metaclass=ABCMeta):
         """
         return self.forward_logits(self.resample(feats))
 
+    @staticmethod
+    def labelled_samples(batch_data_samples: List[Det3DDataSample]
+                         ) -> List[int]:
+        """Indices of the samples with ``gt_bev_masks`` (the packing
+        transform leaves them out when ``has_map_labels`` is False)."""
+        return [
+            i for i, sample in enumerate(batch_data_samples)
+            if 'gt_bev_masks' in sample
+        ]
+
     def _targets(self, batch_data_samples: List[Det3DDataSample],
                  batch_size: int, device: torch.device) -> tuple:
         if len(batch_data_samples) != batch_size:
@@ -151,10 +161,8 @@ class BaseBEVSegHead(BaseModule, metaclass=ABCMeta):
                              f'has batch size {batch_size}')
         index, masks = [], []
         expected = (self.num_classes, ) + tuple(self.map_size)
-        for i, sample in enumerate(batch_data_samples):
-            if 'gt_bev_masks' not in sample:
-                continue
-            mask = sample.gt_bev_masks
+        for i in self.labelled_samples(batch_data_samples):
+            mask = batch_data_samples[i].gt_bev_masks
             if not isinstance(mask, Tensor) or tuple(mask.shape) != expected:
                 shape = tuple(mask.shape) if isinstance(mask, Tensor) \
                     else type(mask)

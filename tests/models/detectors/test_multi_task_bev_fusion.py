@@ -203,6 +203,14 @@ def test_sample_without_labels_gives_no_task_loss():
         torch.testing.assert_close(a[key], b[key], rtol=1e-6, atol=1e-6)
     labelled = losses(_sample(7), 7)
     assert not torch.allclose(a['det.loss_bbox'], labelled['det.loss_bbox'])
+    # the loss dict says how many samples carry each task's labels, for the
+    # gradient calibration (labelled_key)
+    assert float(a['det.labelled_samples']) == 1.0
+    assert float(a['seg.labelled_samples']) == 1.0
+    assert float(labelled['det.labelled_samples']) == 2.0
+    only_map = losses(_sample(7, with_det=False), 7)
+    assert float(only_map['det.labelled_samples']) == 1.0
+    assert float(only_map['seg.labelled_samples']) == 2.0
     # (the seg GT of both samples is the same road, so only det is compared)
 
 

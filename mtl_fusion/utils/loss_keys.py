@@ -1,0 +1,20 @@
+"""Names shared by the models' loss dicts and the optimizer wrappers.
+
+A multi-task model prefixes each loss key with its task
+(``'<task>.loss_cls'``). Next to its losses it may report, per task, how
+many samples of the batch carry labels of that task, under
+``'<task>.' + LABELLED_KEY``. The key has no ``'loss'`` in it, so
+``parse_losses`` only logs it; the gradient calibration reads it to leave a
+task without labels out of the step's weighting (a head returns zero losses
+that are still attached to the graph for such a batch, so the losses alone
+cannot tell).
+"""
+
+__all__ = ['LABELLED_KEY', 'labelled_key']
+
+LABELLED_KEY = 'labelled_samples'
+
+
+def labelled_key(task: str) -> str:
+    """The loss-dict key of ``task``'s labelled-sample count."""
+    return f'{task}.{LABELLED_KEY}'
