@@ -14,6 +14,12 @@ Examples:
     python tools/create_data.py nuscenes --root-path data/nuscenes \
         --version v1.0-mini --out-dir data/nuscenes --max-sweeps 10
 
+    # check every file and calibration the info pkls reference (all
+    # problems at once; exit status 1 when there is any)
+    python tools/create_data.py verify --root-path data/synthetic-nuscenes
+    python tools/create_data.py verify --root-path data/nuscenes \
+        --infos data/nuscenes/nuscenes_infos_train.pkl --point-ratio 20
+
 Only ``mtl_fusion`` and mmdet3d are imported, so the script also works when
 installed as ``mtl_fusion/.mim/tools/create_data.py``.
 """
@@ -85,11 +91,67 @@ def parse_args(argv=None):
         '--no-map-check',
         action='store_true',
         help='do not require maps/expansion/<location>.json')
+
+    ver = sub.add_parser(
+        'verify',
+        help='check every file referenced by the info pkls (exists, '
+        'decodes, whole number of points, plausible point count, map '
+        'expansion, finite calibrations, manifest sizes)')
+    ver.add_argument(
+        '--root-path',
+        default='data/synthetic-nuscenes',
+        help='dataset root (default: %(default)s)')
+    ver.add_argument(
+        '--infos',
+        nargs='+',
+        default=None,
+        help='info pkls (default: nuscenes_infos_train.pkl and '
+        'nuscenes_infos_val.pkl in --root-path)')
+    ver.add_argument(
+        '--point-ratio',
+        type=float,
+        default=10.0,
+        help='a point file may hold median/R to median*R points of its '
+        'split; 0 disables (default: %(default)s)')
+    ver.add_argument(
+        '--no-decode',
+        action='store_true',
+        help='only check that images exist (faster)')
+    ver.add_argument(
+        '--no-map-check',
+        action='store_true',
+        help='do not check maps/expansion/<location>.json')
+    ver.add_argument(
+        '--no-manifest',
+        action='store_true',
+        help='ignore <root>/manifest.json')
+    ver.add_argument(
+        '--progress',
+        choices=['auto', 'on', 'off'],
+        default='auto',
+        help='progress bar (auto: from 200 samples on)')
     return parser.parse_args(argv)
+
+
+def verify(args) -> int:
+    """The ``verify`` subcommand; returns the exit status."""
+    from mtl_fusion.datasets.verify import verify_dataset
+    report = verify_dataset(
+        args.root_path,
+        infos=args.infos,
+        point_ratio=args.point_ratio,
+        decode_images=not args.no_decode,
+        check_maps=not args.no_map_check,
+        use_manifest=not args.no_manifest,
+        progress=dict(auto=None, on=True, off=False)[args.progress])
+    print(report.format(), flush=True)
+    return 0 if report.ok else 1
 
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.dataset == 'verify':
+        return verify(args)
     start = time.time()
     if args.dataset == 'synthetic-nuscenes':
         from mtl_fusion.synthetic import generate_synthetic_nuscenes
@@ -108,7 +170,7 @@ def main(argv=None):
                 split='val',
                 index=args.picture_index)
             print_log(f'picture written to {args.picture}', logger='current')
-    else:
+    elif args.dataset == 'nuscenes':
         from mtl_fusion.synthetic import create_nuscenes_v2_infos
         paths = create_nuscenes_v2_infos(
             args.root_path,

@@ -29,6 +29,7 @@ from .geometry import (invert_transform, make_transform, rotation_z,
 from .infos import create_nuscenes_v2_infos
 from .layout import SceneLayout
 from .lidar import LidarSimulator
+from .manifest import MANIFEST, write_manifest
 from .map_expansion import MapExpansionWriter
 from .rig import CAMERA_CHANNELS, IMAGE_SIZE, LIDAR_CHANNEL, build_rig
 from .tables import MAP_HASHES, NuScenesTables
@@ -76,7 +77,7 @@ _INTENSITY = dict(
     traffic_cone=70.0,
     barrier=34.0)
 _GENERATED = (VERSION, 'samples', 'sweeps', 'maps', 'nuscenes_infos_train.pkl',
-              'nuscenes_infos_val.pkl', MARKER)
+              'nuscenes_infos_val.pkl', MARKER, MANIFEST)
 
 
 def select_scenes(num_scenes: int) -> List[str]:
@@ -510,7 +511,9 @@ def generate_synthetic_nuscenes(root_path: str,
     frames and sweeps (``float32 x 5``, sensor frame), the legacy map PNGs
     and all four map-expansion JSONs; then builds
     ``nuscenes_infos_{train,val}.pkl`` in ``root_path`` with mmdet3d's
-    converter and adds each sample's ``location``.
+    converter and adds each sample's ``location``; last ``manifest.json``
+    (byte size of every file, points of every LiDAR file, see
+    :mod:`.manifest`), which ``tools/create_data.py verify`` checks.
 
     Args:
         root_path (str): Output folder; created, or cleared if it holds an
@@ -577,6 +580,8 @@ def _generate(root_path: str, num_scenes: int, samples_per_scene: int,
     gen.finish()
     create_nuscenes_v2_infos(
         root, version=VERSION, out_dir=root, max_sweeps=10, verbose=progress)
+    # sizes (and point counts) of every file, for `create_data.py verify`
+    write_manifest(root, num_pts_feats=5, skip=[MARKER])
     if progress:
         print_log(
             f'[synthetic nuScenes] wrote {root} in {time.time() - start:.1f}s',

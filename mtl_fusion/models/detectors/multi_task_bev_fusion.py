@@ -7,7 +7,7 @@ from mmdet3d.structures import Det3DDataSample
 from mmdet3d.utils import ConfigType, OptConfigType, OptMultiConfig
 from torch import Tensor
 
-from ..utils import feature_levels
+from ..utils import check_encoder_channels, check_point_dims, feature_levels
 from ..view_transforms import stack_camera_params
 from .base_multi_task_detector import BaseMultiTaskDetector
 
@@ -146,6 +146,9 @@ class MultiTaskBEVFusion(BaseMultiTaskDetector):
             MODELS.build(pts_voxel_encoder) if has_lidar else None)
         self.pts_middle_encoder = (
             MODELS.build(pts_middle_encoder) if has_lidar else None)
+        if has_lidar:
+            check_encoder_channels(self.pts_voxel_encoder,
+                                   self.pts_middle_encoder)
         self.fuser = MODELS.build(fuser) if fuser is not None else None
         if self.fuser is not None:
             self._check_fuser_modalities()
@@ -250,6 +253,9 @@ class MultiTaskBEVFusion(BaseMultiTaskDetector):
         if voxel_dict is None:
             raise KeyError("the LiDAR branch needs inputs['voxels']: use "
                            'Det3DDataPreprocessor(voxel=True, ...)')
+        # every batch (an int comparison): train and val pipelines may differ
+        check_point_dims(voxel_dict['voxels'].shape[-1],
+                         self.pts_voxel_encoder, self.pts_middle_encoder)
         voxel_feats = self.pts_voxel_encoder(voxel_dict['voxels'],
                                              voxel_dict['num_points'],
                                              voxel_dict['coors'])

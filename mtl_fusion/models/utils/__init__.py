@@ -2,8 +2,11 @@
 from .bev_grid import grid_shape, resample_bev
 from .feature_levels import FEAT_FORMATS, feature_levels, levels_to_tensor
 from .params import count_parameters
+from .point_dims import (check_encoder_channels, check_point_dims,
+                         voxel_encoder_point_dims)
 
 __all__ = [
-    'FEAT_FORMATS', 'count_parameters', 'feature_levels', 'grid_shape',
-    'levels_to_tensor', 'resample_bev'
+    'FEAT_FORMATS', 'check_encoder_channels', 'check_point_dims',
+    'count_parameters', 'feature_levels', 'grid_shape', 'levels_to_tensor',
+    'resample_bev', 'voxel_encoder_point_dims'
 ]
