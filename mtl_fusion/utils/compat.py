@@ -1,6 +1,6 @@
 """Compatibility layer applied once when :mod:`mtl_fusion` is imported.
 
-Four things are handled here, in one place:
+Five things are handled here, in one place:
 
 1. :func:`check_versions`: the stack is only tested inside a version window;
    outside it, import fails with a message that says what to install.
@@ -17,6 +17,11 @@ Four things are handled here, in one place:
    ``_mtl_fusion_scope.pth`` adds it in every process before any config is
    parsed; importing the package adds it as well (e.g. a source checkout
    used without an install).
+5. :func:`~mtl_fusion.utils.checkpoint.install_checkpoint_io`: mmengine's
+   local checkpoint loads go through
+   :func:`~mtl_fusion.utils.checkpoint.load_checkpoint_file` (errors that
+   name the file and the case) and its local file writes (checkpoints, the
+   ``last_checkpoint`` pointer) are atomic.
 """
 import importlib
 from typing import Dict, List, Tuple
@@ -197,4 +202,6 @@ def apply_compat() -> None:
     patch_spconv_cpu()
     allow_mmengine_checkpoints()
     register_config_scope()
+    from .checkpoint import install_checkpoint_io
+    install_checkpoint_io()
     _APPLIED = True

@@ -7,7 +7,7 @@ from typing import Dict
 import torch
 from torch import Tensor
 
-from ...utils.compat import allow_mmengine_checkpoints
+from ...utils.checkpoint import atomic_open, load_checkpoint_file
 
 __all__ = ['student_state_dict', 'convert_kd_checkpoint']
 
@@ -72,15 +72,17 @@ def convert_kd_checkpoint(src: str,
 
     Returns:
         dict: ``num_student`` (keys written) and ``num_dropped``.
+
+    Raises:
+        FileNotFoundError: ``src`` does not exist.
+        CheckpointLoadError: ``src`` is truncated, corrupt or needs a
+            disallowed global (the message names the file and the case).
     """
     if not osp.isfile(src):
         raise FileNotFoundError(f'checkpoint {src} does not exist')
-    allow_mmengine_checkpoints()
-    try:
-        ckpt = torch.load(src, map_location='cpu', weights_only=True)
-    except Exception as e:  # noqa: BLE001 - reported with the file name
-        raise RuntimeError(f'cannot load checkpoint {src}: '
-                           f'{type(e).__name__}: {e}') from e
+    # CheckpointLoadError names the file and the case (truncated, corrupt,
+    # disallowed global)
+    ckpt = load_checkpoint_file(src, map_location='cpu')
     state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(state, dict):
         raise RuntimeError(f'checkpoint {src} holds no state dict')
@@ -89,6 +91,7 @@ def convert_kd_checkpoint(src: str,
     meta['kd_source'] = osp.abspath(src)
     folder = osp.dirname(osp.abspath(dst))
     os.makedirs(folder, exist_ok=True)
-    torch.save(dict(meta=meta, state_dict=student), dst)
+    with atomic_open(dst, 'wb') as f:  # never a partial dst
+        torch.save(dict(meta=meta, state_dict=student), f)
     return dict(
         num_student=len(student), num_dropped=len(state) - len(student))

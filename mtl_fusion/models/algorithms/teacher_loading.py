@@ -3,12 +3,11 @@ import os.path as osp
 from collections import OrderedDict
 from typing import Union
 
-import torch
 import torch.nn as nn
 from mmdet3d.registry import MODELS
 from mmengine.config import Config, ConfigDict
 
-from ...utils.compat import allow_mmengine_checkpoints
+from ...utils.checkpoint import CheckpointLoadError, load_checkpoint_file
 
 __all__ = ['build_teacher', 'load_teacher_checkpoint', 'teacher_model_cfg']
 
@@ -44,10 +43,9 @@ def load_teacher_checkpoint(model: nn.Module,
                             filename: str,
                             name: str,
                             strict: bool = True) -> None:
-    """Load ``filename`` into ``model`` with ``torch.load(weights_only=True)``.
-
-    The mmengine checkpoint types are allow-listed first
-    (:func:`~mtl_fusion.utils.compat.allow_mmengine_checkpoints`), so an
+    """Load ``filename`` into ``model`` through
+    :func:`~mtl_fusion.utils.checkpoint.load_checkpoint_file`
+    (``weights_only=True``, mmengine's checkpoint types allow-listed), so an
     mmengine checkpoint loads while arbitrary pickled objects are refused.
 
     Args:
@@ -59,8 +57,11 @@ def load_teacher_checkpoint(model: nn.Module,
 
     Raises:
         FileNotFoundError: The file does not exist.
-        RuntimeError: It cannot be read, or does not fit the teacher; the
-            message names the teacher and the file.
+        CheckpointLoadError: It is truncated, corrupt or needs a disallowed
+            global (a ``RuntimeError``; the message names the teacher, the
+            file and the case).
+        RuntimeError: It does not fit the teacher; the message names the
+            teacher and the file.
     """
     if not isinstance(filename, str) or not filename:
         raise ValueError(f'teacher {name!r}: checkpoint must be a file path, '
@@ -68,12 +69,10 @@ def load_teacher_checkpoint(model: nn.Module,
     if not osp.isfile(filename):
         raise FileNotFoundError(
             f'teacher {name!r}: checkpoint {filename} does not exist')
-    allow_mmengine_checkpoints()
     try:
-        ckpt = torch.load(filename, map_location='cpu', weights_only=True)
-    except Exception as e:  # noqa: BLE001 - reported with the file name
-        raise RuntimeError(f'teacher {name!r}: cannot load checkpoint '
-                           f'{filename}: {type(e).__name__}: {e}') from e
+        ckpt = load_checkpoint_file(filename, map_location='cpu')
+    except CheckpointLoadError as e:  # same class and case, teacher named
+        raise type(e)(f'teacher {name!r}: {e}', e.filename, e.case) from None
     if not isinstance(ckpt, dict):
         raise RuntimeError(f'teacher {name!r}: checkpoint {filename} holds a '
                            f'{type(ckpt).__name__}, not a state dict')
