@@ -12,8 +12,9 @@ interleaved repetitions:
 How to read it: docs/benchmark.md. Example (tiny configs, the teacher
 trained or ``--random-teachers``):
 
+    C=configs/distill
     python tools/benchmark_distill.py \
-        configs/distill/kd_tiny-lidar-det-to-cam-det_1xb2-600i_synthetic-nus.py \
+        $C/kd_tiny-lidar-det-to-cam-det_1xb2-600i_synthetic-nus.py \
         --random-teachers --iters 10 --threads 2 --out work_dirs/bench_kd.json
 """
 import argparse

@@ -119,6 +119,7 @@ def benchmark_distillation(algo: nn.Module, optim_wrapper: Dict,
     preprocessed = [
         algo.data_preprocessor(fresh_batch(batch), True) for batch in batches
     ]
+
     def distill_step(data):
         wrapper = wrappers['distill']
         with wrapper.optim_context(algo):

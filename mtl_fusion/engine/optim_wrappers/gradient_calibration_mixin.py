@@ -13,8 +13,8 @@ from ..calibrators import BaseTaskWeighting, ModalityGradientGate
 from ..registry import TASK_WEIGHTINGS
 from .calibration_logging import log_calibration
 from .model_binding import CalibrationBinding
-from .task_jacobian import (group_sq_norms, loss_grads, slice_norms,
-                            task_jacobian)
+from .modality_norms import modality_grad_norms
+from .task_jacobian import task_jacobian
 from .task_loss_grouping import (TaskLosses, compile_task_keys,
                                  group_task_losses)
 
@@ -367,32 +367,9 @@ class GradientCalibrationMixin:
 
     def _update_gate(self, total: Tensor, scale: float,
                      info: Dict[str, Any]) -> None:
-        binding = self._binding
-        if binding.intra_param is not None:
-            (grad, ) = loss_grads(total, [binding.intra_param], scale)
-            grad = self._reduce(grad.clone(), 'mean')
-            if scale != 1.0:
-                grad = grad / scale
-            norms = slice_norms(grad, binding.slices)
-        else:
-            # sum of squares over ranks: the norm of dL/d(input) of the
-            # concatenated batch, whose loss is the mean of the ranks' losses
-            captured = binding.scaler.captured
-            names = [m for m in binding.modalities if m in captured]
-            grads = dict(
-                zip(names, loss_grads(total, [captured[m] for m in names],
-                                      scale)))
-            sq = torch.zeros(len(binding.modalities), dtype=torch.float64,
-                             device=self._device())
-            if names:
-                found = group_sq_norms({m: [grads[m]] for m in names})
-                for m, value in zip(names, found.to(sq.device)):
-                    sq[binding.modalities.index(m)] = value
-            world = get_world_size() if self._distributed else 1
-            norms = dict(
-                zip(binding.modalities,
-                    (self._reduce(sq, 'sum').sqrt() /
-                     (scale * world)).tolist()))
+        world = get_world_size() if self._distributed else 1
+        norms = modality_grad_norms(total, self._binding, scale,
+                                    self._reduce, world, self._device())
         weights, reason = self.gate.update(norms)
         info['modal_grad_norms'] = norms
         info['gate_weights'] = weights
