@@ -9,6 +9,7 @@ from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from torch.optim import Optimizer
 
 from .gradient_calibration_mixin import GradientCalibrationMixin
+from .nonfinite_guard import build_nonfinite_guard
 
 __all__ = ['FullerAmpOptimWrapper']
 
@@ -36,6 +37,10 @@ class FullerAmpOptimWrapper(GradientCalibrationMixin, AmpOptimWrapper):
         use_fsdp (bool): Use the sharded grad scaler. Defaults to False.
         calibration (dict, optional): See :class:`GradientCalibrationMixin`.
             Defaults to None.
+        nonfinite (bool | dict, optional): The non-finite step guard, as in
+            :class:`FullerOptimWrapper`; a non-finite loss is skipped before
+            the ``GradScaler``, non-finite gradients of a finite loss are
+            left to it (see :class:`NonFiniteGuard`). Defaults to True.
         **kwargs: ``accumulative_counts`` and ``clip_grad``.
     """
 
@@ -45,6 +50,7 @@ class FullerAmpOptimWrapper(GradientCalibrationMixin, AmpOptimWrapper):
                  dtype: Union[str, torch.dtype, None] = None,
                  use_fsdp: bool = False,
                  calibration: Optional[Dict] = None,
+                 nonfinite: Union[bool, Dict, None] = True,
                  **kwargs):
         if (is_cuda_available() or is_npu_available() or is_mlu_available()
                 or is_musa_available()):
@@ -76,3 +82,4 @@ class FullerAmpOptimWrapper(GradientCalibrationMixin, AmpOptimWrapper):
                 dtype = getattr(torch, dtype)
             self.cast_dtype = dtype
         self._init_calibration(calibration)
+        self.nonfinite_guard = build_nonfinite_guard(self, nonfinite)

@@ -1,11 +1,12 @@
 """Optimizer wrapper with FULLER's multi-level gradient calibration."""
-from typing import Dict, Optional
+from typing import Dict, Optional, Union
 
 from mmdet3d.registry import OPTIM_WRAPPERS
 from mmengine.optim import OptimWrapper
 from torch.optim import Optimizer
 
 from .gradient_calibration_mixin import GradientCalibrationMixin
+from .nonfinite_guard import build_nonfinite_guard
 
 __all__ = ['FullerOptimWrapper']
 
@@ -25,6 +26,12 @@ class FullerOptimWrapper(GradientCalibrationMixin, OptimWrapper):
         calibration (dict, optional): Calibration settings, see
             :class:`GradientCalibrationMixin`. Defaults to None (IMTL-G
             weighting; the gate is off without ``fuser``).
+        nonfinite (bool | dict, optional): The non-finite step guard
+            (:class:`NonFiniteGuard`): True for its defaults, a dict of its
+            arguments (e.g. ``dict(max_consecutive_skips=10)``), None to
+            switch it off. A step whose loss or any gradient is NaN/inf is
+            skipped (parameters and optimizer state unchanged). Defaults to
+            True. Checkpoints are checked by ``NonFiniteGuardHook``.
 
     Examples:
         >>> optim_wrapper = dict(
@@ -36,16 +43,19 @@ class FullerOptimWrapper(GradientCalibrationMixin, OptimWrapper):
         ...         weighting=dict(type='IMTLGWeighting'),
         ...         fuser='fuser',
         ...         intra_layer='fuser.layers.0.conv',
-        ...         gate=dict(alpha=0.1, momentum=0.2)))
+        ...         gate=dict(alpha=0.1, momentum=0.2)),
+        ...     nonfinite=dict(max_consecutive_skips=10))
     """
 
     def __init__(self,
                  optimizer: Optimizer,
                  accumulative_counts: int = 1,
                  clip_grad: Optional[Dict] = None,
-                 calibration: Optional[Dict] = None):
+                 calibration: Optional[Dict] = None,
+                 nonfinite: Union[bool, Dict, None] = True):
         super().__init__(
             optimizer=optimizer,
             accumulative_counts=accumulative_counts,
             clip_grad=clip_grad)
         self._init_calibration(calibration)
+        self.nonfinite_guard = build_nonfinite_guard(self, nonfinite)
