@@ -46,6 +46,10 @@ model = dict(
                  weight=10.0),
         ]))
 
-custom_hooks = [dict(type='DistillLossWeightScheduleHook', warmup=50)]
+# (a list here replaces the base one: keep the non-finite guard)
+custom_hooks = [
+    dict(type='NonFiniteGuardHook'),
+    dict(type='DistillLossWeightScheduleHook', warmup=50)
+]
 val_cfg = dict(type='DistillValLoop', evaluate_teachers=True)
 test_cfg = dict(type='DistillTestLoop', evaluate_teachers=True)
