@@ -44,6 +44,10 @@ def test_leaf_config_builds_its_model(path):
     assert 'model' in cfg, f'{path} defines no model'
     assert 'mtl_fusion' in cfg.get('custom_imports', {}).get('imports', []), (
         f'{path} must inherit configs/_base_/default_runtime.py')
+    hooks = [h.get('type') for h in cfg.get('custom_hooks', [])]
+    assert 'NonFiniteGuardHook' in hooks, (
+        f'{path}: custom_hooks {hooks} lost the NonFiniteGuardHook of '
+        'default_runtime.py (a custom_hooks list replaces the base one)')
     model = MODELS.build(cfg.model)
     assert sum(p.numel() for p in model.parameters()) > 0
 
