@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from mmengine.model import BaseModel
 
 from mtl_fusion.models.fusers import BaseFuser
+from mtl_fusion.utils.loss_keys import labelled_key
 
 # FULLER's measurement: slices of the fuser's first weight (from the fuser's
 # in_channels in concat order); gamma_modal = lidar / camera
@@ -80,6 +81,53 @@ class ToyMultiTaskModel(BaseModel):
         else:
             losses['seg.loss_seg'] = F.binary_cross_entropy_with_logits(
                 seg, seg_t) * self.seg_scale
+        return losses
+
+
+class DisjointToy(ToyMultiTaskModel):
+    """The toy, with a task's labels switched off per batch like the real
+    heads: its losses become zeros still attached to the graph, and the
+    loss dict reports ``<task>.labelled_samples``.
+
+    Args:
+        labels (str): ``'both'``, ``'det'`` or ``'seg'``.
+        report (bool): Report the labelled-sample counts.
+        keys (str): ``'prefixed'`` (``det.loss_reg``...) or ``'plain'``
+            (``loss_reg``, ``loss_l1``, ``loss_seg``, as upstream models).
+    """
+
+    def __init__(self, labels='both', report=True, keys='prefixed'):
+        torch.manual_seed(0)
+        super().__init__()
+        self.labels, self.report, self.keys = labels, report, keys
+
+    def forward(self, img, pts, det_t, seg_t, data_samples=None,
+                mode='tensor'):
+        if mode != 'loss':
+            return super().forward(img, pts, det_t, seg_t, mode=mode)
+        det, seg = super().forward(img, pts, det_t, seg_t, mode='tensor')
+        n = float(img.shape[0])
+        losses = {}
+        if self.labels in ('both', 'det'):
+            losses['det.loss_reg'] = ((det - det_t)**2).mean()
+            losses['det.loss_l1'] = (det - det_t).abs().mean() * 0.5
+        else:
+            losses['det.loss_reg'] = losses['det.loss_l1'] = det.sum() * 0
+        if self.labels in ('both', 'seg'):
+            losses['seg.loss_seg'] = F.binary_cross_entropy_with_logits(
+                seg, seg_t) * self.seg_scale
+        else:
+            losses['seg.loss_seg'] = seg.sum() * 0
+        if self.report:
+            losses[labelled_key('det')] = torch.tensor(
+                n if self.labels != 'seg' else 0.)
+            losses[labelled_key('seg')] = torch.tensor(
+                n if self.labels != 'det' else 0.)
+        if self.keys == 'plain':
+            losses = {
+                k.split('.', 1)[1]: v
+                for k, v in losses.items() if 'labelled' not in k
+            }
         return losses
 
 
