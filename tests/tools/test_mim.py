@@ -108,3 +108,51 @@ def test_mim_upstream_detector_on_our_dataset_config(synthetic_nuscenes,
         str(ckpt), '--work-dir', 'test'
     ], cwd=tmp_path)
     assert 'pred_instances_3d_NuScenes/NDS' in out
+
+
+@pytest.mark.slow
+def test_mim_distillation_then_test_the_converted_student(
+        synthetic_nuscenes, tmp_path):
+    """The distillation example through mim: train (teacher from a
+    checkpoint), convert, mim test with the student's plain config."""
+    import torch
+    from mmengine.config import Config
+
+    from mmdet3d.registry import MODELS
+    from mmdet3d.utils import register_all_modules
+    os.makedirs(tmp_path / 'data')
+    os.symlink(synthetic_nuscenes, tmp_path / 'data' / 'synthetic-nuscenes')
+    register_all_modules()
+    teacher_cfg = Config.fromfile(
+        osp.join(REPO, 'configs', 'fuller',
+                 'fuller_tiny-lidar-det_1xb2-600i_synthetic-nus.py'))
+    torch.manual_seed(0)
+    teacher = MODELS.build(teacher_cfg.model)
+    teacher_ckpt = tmp_path / 'teacher.pth'
+    torch.save(dict(state_dict=teacher.state_dict()), teacher_ckpt)
+
+    kd = 'kd_tiny-lidar-det-to-cam-det_1xb2-600i_synthetic-nus.py'
+    out = _mim([
+        'train', 'mtl_fusion', kd, '--gpus', '0', '--work-dir', 'kd',
+        '--cfg-options', 'train_cfg.max_iters=2', 'train_cfg.val_interval=2',
+        'default_hooks.checkpoint.interval=2',
+        'default_hooks.logger.interval=1',
+        f'model.teachers.lidar.checkpoint={teacher_ckpt}'
+    ], cwd=tmp_path)
+    assert 'distill.loss_bev' in out and 'distill.loss_heatmap' in out
+    # the teacher is evaluated once, beside the student
+    assert 'teacher/lidar/' in out
+    ckpt = tmp_path / 'kd' / 'iter_2.pth'
+    student = tmp_path / 'student.pth'
+    subprocess.run([
+        sys.executable,
+        osp.join(REPO, 'tools', 'model_converters',
+                 'convert_kd_ckpt_to_student.py'),
+        str(ckpt), str(student)
+    ], check=True, capture_output=True)
+    out = _mim([
+        'test', 'mtl_fusion',
+        'fuller_tiny-cam-det_1xb2-600i_synthetic-nus.py', '--checkpoint',
+        str(student), '--work-dir', 'test'
+    ], cwd=tmp_path)
+    assert 'pred_instances_3d_NuScenes/NDS' in out
