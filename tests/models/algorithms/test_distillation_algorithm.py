@@ -213,3 +213,32 @@ def test_loss_under_cpu_autocast(teacher_ckpt):
     sum(v.float() for v in losses.values()).backward()
     assert all(p.grad is None for p in model.teachers.parameters())
     assert model.student.neck.weight.grad is not None
+
+
+def test_amp_training_keeps_teachers_frozen(teacher_ckpt):
+    """``--amp`` path: an AMP wrapper (ours, CPU bfloat16 autocast with a
+    GradScaler) with the calibration over the student's task and the
+    ``distill.*`` losses as unweighted extras."""
+    import math
+
+    from mtl_fusion.engine import FullerAmpOptimWrapper
+    model = _build(algorithm_cfg(teacher_ckpt))
+    teacher_before = _snapshot(model.teachers['big'])
+    student_before = _snapshot(model.student)
+    wrapper = FullerAmpOptimWrapper(
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        calibration=dict(tasks=['det'], weighting=dict(type='SumWeighting'),
+                         log_task_grads=False))
+    wrapper.bind_model(model)
+    model.train()
+    for step in range(3):
+        inputs, samples = make_batch(2, seed=step)
+        log = model.train_step(
+            dict(inputs=inputs, data_samples=samples), optim_wrapper=wrapper)
+        assert math.isfinite(float(log['loss']))
+        assert {'distill.loss_feat', 'distill.loss_heatmap'} <= set(log)
+    for key, value in _snapshot(model.teachers['big']).items():
+        assert torch.equal(value, teacher_before[key]), key
+    assert not torch.equal(model.student.neck.weight,
+                           student_before['neck.weight'])
+    assert wrapper.last_calibration['weights'] == dict(det=1.0)
