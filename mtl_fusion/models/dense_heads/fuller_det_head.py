@@ -1,8 +1,7 @@
 """Fuller-det: a one-layer query head for 3D detection on BEV features."""
 import copy
-from typing import Dict, List, Mapping, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Union
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from mmcv.cnn import ConvModule, build_conv_layer
@@ -20,35 +19,12 @@ from torch import Tensor, nn
 from .. import task_modules  # noqa: F401
 from ..layers import CoordEncoding, build_query_decoder_layer
 from ..utils import grid_shape, levels_to_tensor
+from .fuller_det_cfg import (TEST_GEOMETRY_KEYS, TRAIN_GEOMETRY_KEYS,
+                             check_geometry, test_settings, train_settings)
 
 __all__ = ['FullerDetHead']
 
 Features = Union[Tensor, Sequence[Tensor]]
-
-#: Built-in values of the training settings that ``train_cfg`` may also give.
-TRAIN_DEFAULTS = dict(
-    gaussian_overlap=0.1, min_radius=2, code_weights=(1.0, ) * 8 + (0.2, 0.2))
-#: ``train_cfg`` keys (mmdet3d CenterPoint's ``train_cfg.pts``) that describe
-#: the BEV geometry; they must agree with the head's own.
-TRAIN_GEOMETRY_KEYS = ('point_cloud_range', 'voxel_size', 'out_size_factor',
-                       'grid_size')
-#: CenterPoint ``train_cfg.pts`` keys that size CenterHead's dense targets
-#: (``max_objs`` also caps the boxes per sample); a query head matches every
-#: box, so they have no meaning here and are rejected.
-TRAIN_REJECTED_KEYS = ('max_objs', 'dense_reg')
-#: ``test_cfg`` keys of the head.
-TEST_DEFAULTS = dict(score_threshold=0.0, max_num=None,
-                     post_center_range=None)
-#: CenterPoint ``test_cfg.pts`` names of the same settings.
-TEST_ALIASES = dict(post_center_limit_range='post_center_range',
-                    max_per_img='max_num')
-#: CenterPoint ``test_cfg.pts`` keys of the BEV geometry (must agree).
-TEST_GEOMETRY_KEYS = ('pc_range', 'voxel_size', 'out_size_factor')
-#: CenterPoint ``test_cfg.pts`` NMS keys: this head predicts one box per
-#: query and applies no NMS, so they are rejected (``nms_type=None``, "no
-#: NMS", is accepted).
-TEST_REJECTED_KEYS = ('nms_type', 'nms_thr', 'pre_max_size', 'post_max_size',
-                      'max_pool_nms', 'min_radius')
 
 
 @MODELS.register_module()
@@ -196,8 +172,8 @@ class FullerDetHead(BaseModule):
                  train_cfg: OptConfigType = None,
                  init_cfg: OptConfigType = None) -> None:
         super().__init__(init_cfg=init_cfg)
-        train = self._train_settings(
-            train_cfg,
+        train = train_settings(
+            type(self).__name__, train_cfg,
             dict(
                 gaussian_overlap=gaussian_overlap,
                 min_radius=min_radius,
@@ -224,7 +200,8 @@ class FullerDetHead(BaseModule):
         self.gaussian_overlap = gaussian_overlap
         self.min_radius = min_radius
         self.train_cfg = train_cfg
-        self.test_cfg = self._test_settings(test_cfg)
+        self.test_cfg = test_settings(type(self).__name__, test_cfg,
+                                      self.num_proposals)
 
         self.bbox_coder = TASK_UTILS.build(
             dict(
@@ -240,8 +217,11 @@ class FullerDetHead(BaseModule):
                              f'{voxel_size}')
         self.grid_size = grid_shape((pc[0], pc[1], pc[3], pc[4]), res_x,
                                     'point_cloud_range')
-        self._check_geometry('train_cfg', train_cfg, TRAIN_GEOMETRY_KEYS)
-        self._check_geometry('test_cfg', test_cfg, TEST_GEOMETRY_KEYS)
+        owner = type(self).__name__
+        check_geometry(owner, self.bbox_coder, self.grid_size, 'train_cfg',
+                       train_cfg, TRAIN_GEOMETRY_KEYS)
+        check_geometry(owner, self.bbox_coder, self.grid_size, 'test_cfg',
+                       test_cfg, TEST_GEOMETRY_KEYS)
         assigner = copy.deepcopy(assigner)
         reg_cost = assigner.get('reg_cost')
         if isinstance(reg_cost, dict) and \
@@ -303,100 +283,6 @@ class FullerDetHead(BaseModule):
         self.register_buffer(
             'bev_pos', torch.stack([xs, ys], dim=-1).view(-1, 2),
             persistent=False)
-
-    # ------------------------------------------------------------------ #
-    # train_cfg / test_cfg
-    # ------------------------------------------------------------------ #
-    def _cfg_error(self, name: str, keys, why: str) -> KeyError:
-        return KeyError(f'{type(self).__name__}: {name} keys {sorted(keys)} '
-                        f'{why}')
-
-    def _train_settings(self, train_cfg: Optional[Mapping],
-                        args: Dict[str, object]) -> Dict[str, object]:
-        """Merge ``train_cfg`` into the training arguments (see the class
-        docstring for the rule)."""
-        train_cfg = dict(train_cfg or {})
-        rejected = set(train_cfg) & set(TRAIN_REJECTED_KEYS)
-        if rejected:
-            raise self._cfg_error(
-                'train_cfg', rejected,
-                "size CenterHead's dense targets; a query head matches "
-                'every box and has no such targets: remove them')
-        unknown = set(train_cfg) - set(TRAIN_DEFAULTS) - set(
-            TRAIN_GEOMETRY_KEYS)
-        if unknown:
-            raise self._cfg_error(
-                'train_cfg', unknown,
-                f'are unknown; allowed: {sorted(TRAIN_DEFAULTS)} and the '
-                f'geometry keys {list(TRAIN_GEOMETRY_KEYS)}')
-        out = {}
-        for key, default in TRAIN_DEFAULTS.items():
-            arg, cfg = args[key], train_cfg.get(key)
-            if arg is not None and cfg is not None and (
-                    np.shape(arg) != np.shape(cfg)
-                    or not np.allclose(arg, cfg)):
-                raise ValueError(
-                    f'{type(self).__name__}: {key}={arg} and '
-                    f'train_cfg.{key}={cfg} disagree; set it in one place')
-            out[key] = next(v for v in (arg, cfg, default) if v is not None)
-        return out
-
-    def _test_settings(self, test_cfg: Optional[Mapping]) -> dict:
-        """The head's test settings from ``test_cfg`` (own keys, CenterPoint
-        aliases; geometry keys are checked later)."""
-        test_cfg = dict(test_cfg or {})
-        if test_cfg.get('nms_type', 0) is None:
-            test_cfg.pop('nms_type')
-        rejected = set(test_cfg) & set(TEST_REJECTED_KEYS)
-        if rejected:
-            raise self._cfg_error(
-                'test_cfg', rejected,
-                'configure NMS; this head predicts one box per query and '
-                'applies no NMS: remove them')
-        unknown = set(test_cfg) - set(TEST_DEFAULTS) - set(
-            TEST_ALIASES) - set(TEST_GEOMETRY_KEYS)
-        if unknown:
-            raise self._cfg_error(
-                'test_cfg', unknown,
-                f'are unknown; allowed: {sorted(TEST_DEFAULTS)}, their '
-                f'CenterPoint names {sorted(TEST_ALIASES)} and the geometry '
-                f'keys {list(TEST_GEOMETRY_KEYS)}')
-        out = dict(TEST_DEFAULTS, max_num=self.num_proposals)
-        for key in TEST_DEFAULTS:
-            names = [key] + [a for a, k in TEST_ALIASES.items() if k == key]
-            given = [n for n in names if n in test_cfg]
-            if len(given) > 1:
-                raise self._cfg_error('test_cfg', given,
-                                      'name the same setting; keep one')
-            if given:
-                out[key] = test_cfg[given[0]]
-        return out
-
-    def _check_geometry(self, name: str, cfg: Optional[Mapping],
-                        keys: Sequence[str]) -> None:
-        """Geometry keys of a CenterPoint cfg must match the head's."""
-        pc = self.bbox_coder.point_cloud_range
-        voxel = self.bbox_coder.voxel_size
-        factor = self.bbox_coder.out_size_factor
-        num_y, num_x = self.grid_size
-        expected = dict(
-            point_cloud_range=list(pc),
-            pc_range=list(pc[:2]),
-            voxel_size=list(voxel[:2]),
-            out_size_factor=[factor],
-            grid_size=[num_x * factor, num_y * factor])
-        for key in keys:
-            if cfg is None or key not in cfg:
-                continue
-            value = cfg[key]
-            value = [value] if np.isscalar(value) else list(value)
-            want = expected[key]
-            if len(value) < len(want) or not np.allclose(
-                    value[:len(want)], want):
-                raise ValueError(
-                    f'{type(self).__name__}: {name}.{key}={cfg[key]} '
-                    f'disagrees with the head\'s geometry ({want}, from '
-                    'point_cloud_range, voxel_size and out_size_factor)')
 
     def init_weights(self) -> None:
         """Initialise weights; heatmap and class biases start at -2.19."""
