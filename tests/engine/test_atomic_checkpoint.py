@@ -1,6 +1,6 @@
 """Checkpoints and the ``last_checkpoint`` pointer are written atomically.
 
-A forked child trains a tiny mmengine Runner and is killed by the kernel
+A child process trains a tiny mmengine Runner and is killed by the kernel
 (SIGXFSZ from a lowered RLIMIT_FSIZE) in the middle of a write: either the
 bytes of ``iter_2.pth`` or the ``last_checkpoint`` text. No code of ours is
 patched to provoke it, so the same test shows the partial files that plain
@@ -11,8 +11,8 @@ import os
 import os.path as osp
 import resource
 import signal
+import subprocess
 import sys
-import traceback
 
 import pytest
 import torch
@@ -25,9 +25,8 @@ from mmengine.runner import Runner
 import mtl_fusion  # noqa: F401  (atomic backends + loader)
 from mtl_fusion.utils.checkpoint import atomic_write, load_checkpoint_file
 
-pytestmark = pytest.mark.skipif(not hasattr(os, 'fork')
-                                or sys.platform != 'linux',
-                                reason='needs fork and RLIMIT_FSIZE (Linux)')
+pytestmark = pytest.mark.skipif(sys.platform != 'linux',
+                                reason='needs RLIMIT_FSIZE (Linux)')
 
 
 class _ToyDataset(torch.utils.data.Dataset):
@@ -82,52 +81,52 @@ def _runner(work_dir, max_iters=3, resume=False, hooks=()):
         default_scope='mmengine')
 
 
+def _child(work_dir, stage):
+    """Child process: train and get killed at save #2 (see
+    :func:`_train_and_die`)."""
+    from mmengine.runner import runner as runner_module
+    original = runner_module.save_checkpoint
+    calls = []
+
+    def die_at(limit):
+        signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+        _, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+
+    def save_checkpoint(checkpoint, filename, *args, **kwargs):
+        calls.append(filename)
+        if len(calls) == 2 and stage == 'checkpoint':
+            die_at(osp.getsize(calls[0]) // 2)
+        original(checkpoint, filename, *args, **kwargs)
+        if len(calls) == 2 and stage == 'pointer':
+            die_at(8)
+
+    runner_module.save_checkpoint = save_checkpoint
+    _runner(work_dir).train()
+
+
 def _train_and_die(work_dir, stage):
-    """Fork; the child trains and is killed while writing at save #2.
+    """Run a fresh interpreter that trains and is killed while writing at
+    save #2 (a new process rather than a fork: forking a test process that
+    holds threads can deadlock the child on a lock).
 
     ``stage='checkpoint'``: killed half-way through the bytes of
     ``iter_2.pth``; ``stage='pointer'``: ``iter_2.pth`` is written, then
     killed after 8 bytes of the ``last_checkpoint`` text.
 
     Returns:
-        int: The child's wait status.
+        subprocess.CompletedProcess: The child's result.
     """
-    pid = os.fork()
-    if pid == 0:  # child
-        code = 3
-        try:
-            from mmengine.runner import runner as runner_module
-            original = runner_module.save_checkpoint
-            calls = []
-
-            def die_at(limit):
-                signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
-                _, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-                resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
-
-            def save_checkpoint(checkpoint, filename, *args, **kwargs):
-                calls.append(filename)
-                if len(calls) == 2 and stage == 'checkpoint':
-                    die_at(osp.getsize(calls[0]) // 2)
-                original(checkpoint, filename, *args, **kwargs)
-                if len(calls) == 2 and stage == 'pointer':
-                    die_at(8)
-
-            runner_module.save_checkpoint = save_checkpoint
-            _runner(work_dir).train()
-            code = 0
-        except BaseException:  # noqa: BLE001 - reported by the parent
-            traceback.print_exc()
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    return status
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    return subprocess.run(
+        [sys.executable, osp.abspath(__file__), work_dir, stage],
+        env=env, capture_output=True, text=True, timeout=600)
 
 
-def _assert_killed(status):
-    assert os.WIFSIGNALED(status), (
-        f'the child was not killed while writing (status {status})')
-    assert os.WTERMSIG(status) == signal.SIGXFSZ
+def _assert_killed(proc):
+    assert proc.returncode == -signal.SIGXFSZ, (
+        'the child was not killed while writing (return code '
+        f'{proc.returncode}): {proc.stderr[-2000:]}')
 
 
 def _pointer(work_dir):
@@ -206,3 +205,7 @@ def test_mmengine_local_writes_are_atomic_and_keep_the_mode(tmp_path):
         assert f.read() == b'abc'
     assert sorted(os.listdir(str(tmp_path / 'sub'))) == ['a.pth', 'b.txt']
     assert glob.glob(str(tmp_path / '**' / '*.tmp'), recursive=True) == []
+
+
+if __name__ == '__main__':
+    _child(sys.argv[1], sys.argv[2])
