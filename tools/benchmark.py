@@ -34,8 +34,6 @@ import os
 import os.path as osp
 
 import torch
-from mmengine.config import DictAction
-
 import mtl_fusion  # noqa: F401  (compat shims + registration)
 from mtl_fusion import benchmark as bm
 
@@ -50,25 +48,11 @@ def parse_args(argv=None):
     parser.add_argument('config', help='multi-task model config')
     parser.add_argument('--compare', nargs='+', default=[],
                         help='single-task configs the model replaces')
-    parser.add_argument('--device', default='cpu', help='cpu or cuda')
-    parser.add_argument('--iters', type=int, default=5,
-                        help='timed repetitions (inference, bev_pool)')
+    bm.add_common_args(parser,
+                       iters_help='timed repetitions (inference, bev_pool)')
     parser.add_argument('--train-iters', type=int, default=None,
                         help='timed training steps per variant '
                         '(default: --iters)')
-    parser.add_argument('--warmup', type=int, default=1,
-                        help='untimed repetitions before timing')
-    parser.add_argument('--batch-size', type=int, default=1)
-    parser.add_argument('--out', help='JSON result file')
-    parser.add_argument(
-        '--data', choices=['synthetic', 'random'], default=None,
-        help='synthetic: the config\'s dataloader (needs the data root); '
-        'random: inputs synthesised from the config. Default: synthetic '
-        'when the data root exists, else random')
-    parser.add_argument('--data-root', default=None,
-                        help='replace the configs\' data_root')
-    parser.add_argument('--num-points', type=int, default=None,
-                        help='LiDAR points per sample with --data random')
     parser.add_argument('--calib-config', default=None,
                         help='take optim_wrapper.calibration from this '
                         'config (default: the model config\'s, else derived)')
@@ -76,22 +60,12 @@ def parse_args(argv=None):
                         help=f'any of {list(SECTIONS)}')
     parser.add_argument('--no-flops', action='store_true',
                         help='skip FLOP counting')
-    parser.add_argument('--threads', type=int, default=None,
-                        help='torch.set_num_threads (CPU); 1 gives stable '
-                        'timings on a machine shared with other jobs')
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='overrides applied to every config')
     args = parser.parse_args(argv)
     bad = sorted(set(args.sections) - set(SECTIONS))
     if bad:
         parser.error(f'--sections: unknown {bad}; choose from '
                      f'{list(SECTIONS)}')
-    for name in ('iters', 'batch_size'):
-        if getattr(args, name) < 1:
-            parser.error(f'--{name.replace("_", "-")} must be >= 1')
-    if args.warmup < 0:
-        parser.error('--warmup must be >= 0')
+    bm.check_common_args(parser, args)
     if args.train_iters is None:
         args.train_iters = args.iters
     if args.train_iters < 1:
@@ -101,14 +75,6 @@ def parse_args(argv=None):
 
 def _name(path: str) -> str:
     return osp.splitext(osp.basename(path))[0]
-
-
-def _default_data(cfg) -> str:
-    root = cfg.get('data_root')
-    ann = cfg.get('test_dataloader', {}).get('dataset', {}).get('ann_file')
-    if root and ann and osp.isfile(osp.join(root, ann)):
-        return 'synthetic'
-    return 'random'
 
 
 def _save(result: dict, path) -> None:
@@ -141,16 +107,13 @@ def _run(args, device: torch.device) -> dict:
     cfg = bm.load_config(args.config, args.cfg_options, args.data_root)
     compare = [bm.load_config(p, args.cfg_options, args.data_root)
                for p in args.compare]
-    data = args.data or _default_data(cfg)
+    data = args.data or bm.default_source(cfg, 'test')
     num_batches = max(1, min(args.iters + args.warmup, 3))
 
     def batches(split):
-        if data == 'random':
-            return [bm.random_batch(cfg, args.batch_size, seed=args.seed + i,
-                                    num_points=args.num_points)
-                    for i in range(num_batches)]
-        return bm.make_batches(cfg, 'synthetic', args.batch_size,
-                               num_batches, split=split, seed=args.seed)
+        return bm.make_batches(cfg, data, args.batch_size, num_batches,
+                               split=split, seed=args.seed,
+                               num_points=args.num_points)
 
     result = dict(meta=dict(
         config=args.config, compare=list(args.compare), device=str(device),

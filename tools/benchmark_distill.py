@@ -25,7 +25,7 @@ import os.path as osp
 import tempfile
 
 import torch
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 
 import mtl_fusion  # noqa: F401  (compat shims + registration)
 from mtl_fusion import benchmark as bm
@@ -37,39 +37,15 @@ def parse_args(argv=None):
         description='Benchmark the distillation step and the teachers\' '
         'memory of a DistillationAlgorithm config')
     parser.add_argument('config', help='distillation config')
-    parser.add_argument('--device', default='cpu', help='cpu or cuda')
-    parser.add_argument('--iters', type=int, default=5,
-                        help='timed repetitions')
-    parser.add_argument('--warmup', type=int, default=1,
-                        help='untimed repetitions before timing')
-    parser.add_argument('--batch-size', type=int, default=1)
-    parser.add_argument(
-        '--data', choices=['synthetic', 'random'], default=None,
-        help='synthetic: the config\'s train dataloader; random: inputs '
-        'synthesised from the config. Default: synthetic when the data '
-        'root exists, else random')
-    parser.add_argument('--data-root', default=None,
-                        help='replace the config\'s data_root')
-    parser.add_argument('--num-points', type=int, default=None,
-                        help='LiDAR points per sample with --data random')
+    bm.add_common_args(parser)
     parser.add_argument(
         '--random-teachers', action='store_true',
         help='give each teacher randomly initialised weights (written to a '
         'temporary checkpoint and loaded like a real one) instead of its '
         'configured checkpoint; timings and memory do not depend on the '
         'weights')
-    parser.add_argument('--threads', type=int, default=None,
-                        help='torch.set_num_threads (CPU)')
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--out', help='JSON result file')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='config overrides')
     args = parser.parse_args(argv)
-    for name in ('iters', 'batch_size'):
-        if getattr(args, name) < 1:
-            parser.error(f'--{name.replace("_", "-")} must be >= 1')
-    if args.warmup < 0:
-        parser.error('--warmup must be >= 0')
+    bm.check_common_args(parser, args)
     return args
 
 
@@ -102,21 +78,11 @@ def run(args) -> dict:
             raise ValueError(f'{args.config}: model.type is '
                              f'{cfg.model.get("type")!r}, not '
                              'DistillationAlgorithm')
-        root = cfg.get('data_root')
-        ann = cfg.get('train_dataloader', {}).get('dataset', {}).get(
-            'ann_file')
-        data = args.data or ('synthetic' if root and ann and osp.isfile(
-            osp.join(root, ann)) else 'random')
+        data = args.data or bm.default_source(cfg, 'train')
         num = max(1, min(args.iters + args.warmup, 3))
-        if data == 'random':
-            batches = [
-                bm.random_batch(cfg, args.batch_size, seed=args.seed + i,
-                                num_points=args.num_points)
-                for i in range(num)
-            ]
-        else:
-            batches = bm.make_batches(cfg, 'synthetic', args.batch_size, num,
-                                      split='train', seed=args.seed)
+        batches = bm.make_batches(cfg, data, args.batch_size, num,
+                                  split='train', seed=args.seed,
+                                  num_points=args.num_points)
         with tempfile.TemporaryDirectory() as folder:
             if args.random_teachers:
                 _random_teacher_checkpoints(cfg, folder, args.seed)

@@ -13,7 +13,8 @@ from .complexity import count_flops, count_stage_parameters
 from .distillation import (DISTILL_TARGETS, benchmark_distillation,
                            distillation_report)
 from .inference import benchmark_inference, inference_ratios
-from .inputs import make_batches, random_batch
+from .cli import add_common_args, check_common_args
+from .inputs import default_source, make_batches, random_batch
 from .memory import MEMORY_METHODS, measure_peak_memory, state_bytes
 from .report import TARGETS, evaluate_targets, markdown_report
 from .setup import build_model, load_config, resolve_device
@@ -26,6 +27,7 @@ __all__ = [
     'frustum_pool_inputs',
     'reference_bev_pool', 'count_flops', 'count_stage_parameters',
     'benchmark_inference', 'inference_ratios', 'make_batches', 'random_batch',
+    'default_source', 'add_common_args', 'check_common_args',
     'MEMORY_METHODS', 'measure_peak_memory', 'state_bytes', 'TARGETS',
     'evaluate_targets', 'markdown_report', 'build_model', 'load_config',
     'resolve_device', 'STAGES', 'StageTimer', 'stage_modules',

@@ -120,25 +120,17 @@ def benchmark_distillation(algo: nn.Module, optim_wrapper: Dict,
         algo.data_preprocessor(fresh_batch(batch), True) for batch in batches
     ]
 
-    def distill_step(data):
-        wrapper = wrappers['distill']
-        with wrapper.optim_context(algo):
-            losses = algo(**data, mode='loss')
-        parsed, _ = algo.parse_losses(losses)
+    def train_step(model, wrapper, data):
+        # BaseModel.train_step without its data preprocessing
+        with wrapper.optim_context(model):
+            losses = model(**data, mode='loss')
+        parsed, _ = model.parse_losses(losses)
         wrapper.update_params(parsed)
 
-    def student_step(data):
-        wrapper = wrappers['student']
-        with wrapper.optim_context(student):
-            losses = student(**data, mode='loss')
-        parsed, _ = student.parse_losses(losses)
-        wrapper.update_params(parsed)
-
-    def teacher_inference(data):
-        _teacher_forward(algo, data, grad=False)
-
-    calls = dict(distill=distill_step, student=student_step,
-                 teacher=teacher_inference)
+    calls = dict(
+        distill=lambda data: train_step(algo, wrappers['distill'], data),
+        student=lambda data: train_step(student, wrappers['student'], data),
+        teacher=lambda data: _teacher_forward(algo, data, grad=False))
 
     def run(name, rep, measure=None):
         algo.load_state_dict(snapshot)

@@ -20,6 +20,7 @@ dataset:
   few random rectangles per class).
 """
 import math
+import os
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
@@ -222,8 +223,20 @@ def random_batch(cfg: Config, batch_size: int, seed: int = 0,
     return dict(inputs=dict(points=points, img=imgs), data_samples=samples)
 
 
+def default_source(cfg: Config, split: str = 'test') -> str:
+    """``'synthetic'`` when the ``split`` dataloader's annotation file
+    exists under the config's data root, else ``'random'``."""
+    root = cfg.get('data_root')
+    ann = cfg.get(f'{split}_dataloader', {}).get('dataset', {}).get(
+        'ann_file')
+    if root and ann and os.path.isfile(os.path.join(root, ann)):
+        return 'synthetic'
+    return 'random'
+
+
 def make_batches(cfg: Config, source: str, batch_size: int, num: int,
-                 split: str = 'train', seed: int = 0) -> List[Dict]:
+                 split: str = 'train', seed: int = 0,
+                 num_points: Optional[int] = None) -> List[Dict]:
     """``num`` batches from the dataloader or synthesised.
 
     Args:
@@ -235,12 +248,15 @@ def make_batches(cfg: Config, source: str, batch_size: int, num: int,
         split (str): ``'train'`` (train pipeline, with labels) or ``'test'``.
             Defaults to 'train'.
         seed (int): Seed. Defaults to 0.
+        num_points (int, optional): LiDAR points per sample of ``'random'``
+            batches (see :func:`random_batch`). Defaults to None.
 
     Returns:
         list[dict]: Collated batches.
     """
     if source == 'random':
-        return [random_batch(cfg, batch_size, seed=seed + i)
+        return [random_batch(cfg, batch_size, seed=seed + i,
+                             num_points=num_points)
                 for i in range(num)]
     if source != 'synthetic':
         raise ValueError(f"--data must be 'synthetic' or 'random', got "

@@ -27,6 +27,7 @@ from mtl_fusion.engine.optim_wrappers import (NonFiniteGuard,
                                               NonFiniteTrainingError,
                                               find_nonfinite)
 from mtl_fusion.engine.optim_wrappers import nonfinite_guard as guard_module
+from mtl_fusion.utils.checkpoint import load_checkpoint_file
 
 NAN = float('nan')
 
@@ -362,7 +363,7 @@ def test_hook_guards_plain_optim_wrapper_in_runner(tmp_path):
         'train/nonfinite_skips').current() == 1
     assert runner.optim_wrapper.optimizer.state_dict()['state'][0][
         'step'] == 4
-    ckpt = torch.load(osp.join(tmp_path, 'iter_5.pth'), weights_only=False)
+    ckpt = load_checkpoint_file(osp.join(tmp_path, 'iter_5.pth'))
     assert not find_nonfinite(ckpt['state_dict'])
     log = open(glob.glob(osp.join(tmp_path, '*', '*.log'))[0]).read()
     assert 'non-finite guard: step skipped at iter 2' in log
@@ -428,8 +429,8 @@ def test_ddp_ranks_skip_together(tmp_path):
         port = s.getsockname()[1]
     mp.spawn(_ddp_worker, args=(2, port, str(tmp_path)), nprocs=2,
              join=True)
-    r0 = torch.load(tmp_path / 'rank0.pth', weights_only=False)
-    r1 = torch.load(tmp_path / 'rank1.pth', weights_only=False)
+    r0 = torch.load(tmp_path / 'rank0.pth', weights_only=True)
+    r1 = torch.load(tmp_path / 'rank1.pth', weights_only=True)
     assert r0['skips'] == r1['skips'] == 1
     assert r0['steps'] == r1['steps'] == 2
     for name, value in r0['params'].items():
