@@ -148,3 +148,21 @@ def test_empty_submission_scores_zero_like_the_devkit(world_cfg):
     assert empty[prefix + 'mAP'] == 0 and empty[prefix + 'NDS'] == 0
     assert empty[prefix + 'mATE'] == 1.0
     assert math.isnan(empty[prefix + 'traffic_cone_attr_err'])
+
+
+def test_box_scan_of_a_result_file(tmp_path):
+    """The scan that decides between the devkit and the empty summary
+    agrees with parsing the file, also when the key straddles two reads."""
+    import json
+
+    from mtl_fusion.evaluation.metrics.nuscenes_det_metric import \
+        _holds_a_box
+    empty = dict(meta=dict(use_lidar=True), results={'a': [], 'b': []})
+    box = dict(sample_token='b', translation=[0, 0, 0], detection_name='car')
+    full = dict(meta=dict(use_lidar=True), results={'a': [], 'b': [box]})
+    for name, content in (('empty', empty), ('full', full)):
+        path = tmp_path / f'{name}.json'
+        path.write_text(json.dumps(content))
+        has = any(json.loads(path.read_text())['results'].values())
+        for chunk in (1, 3, 7, 1 << 20):
+            assert _holds_a_box(str(path), chunk=chunk) == has, (name, chunk)
