@@ -6,8 +6,11 @@
 # added unweighted, any other key containing 'loss' is an error.
 fuller_calibration = dict(
     tasks=['det', 'seg'],
-    # inter: IMTL-G weights from the gradients at the last shared layer
-    shared_layer='bev_neck.deblocks.1',
+    # inter: IMTL-G weights from the gradients at the last shared layer: the
+    # whole last stage, both of SECONDFPN's parallel output branches (their
+    # outputs are concatenated into the heads' input; one branch alone would
+    # see half of the layer that produces it)
+    shared_layer='bev_neck.deblocks',
     weighting=dict(type='IMTLGWeighting'),
     # intra: LiDAR/camera gradient gate on the fuser's inputs; the norms are
     # FULLER's, over each modality's input channels of the fuser's first conv
@@ -15,4 +18,7 @@ fuller_calibration = dict(
     fuser='fuser',
     modalities=['lidar', 'camera'],
     intra_layer='fuser.layers.0.conv',
-    gate=dict(alpha=0.1, momentum=0.2))
+    gate=dict(alpha=0.1, momentum=0.2),
+    # one backward: the task heads' inputs split the graph (the heads are the
+    # detector's `task_heads`); 'per_task' is the literal reference path
+    backward='auto')

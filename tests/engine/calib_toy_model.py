@@ -17,8 +17,10 @@ from mtl_fusion.utils.loss_keys import labelled_key
 
 # FULLER's measurement: slices of the fuser's first weight (from the fuser's
 # in_channels in concat order); gamma_modal = lidar / camera
+# The heads' inputs split the graph (one-backward calibration).
 CALIB_CFG = dict(
     tasks=['det', 'seg'],
+    heads=['det_head', 'seg_head'],
     shared_layer='shared',
     weighting=dict(type='IMTLGWeighting'),
     fuser='fuser',

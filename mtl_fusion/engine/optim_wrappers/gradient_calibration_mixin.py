@@ -7,13 +7,17 @@ import torch
 import torch.nn as nn
 from mmengine.dist import all_gather_object, all_reduce, get_world_size
 from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
 from torch import Tensor
 
 from ..calibrators import BaseTaskWeighting, ModalityGradientGate
 from ..registry import TASK_WEIGHTINGS
 from .calibration_logging import log_calibration
-from .model_binding import CalibrationBinding
-from .modality_norms import modality_grad_norms
+from .head_input_split import find_bypass
+from .model_binding import CalibrationBinding, resolve_heads
+from .modality_norms import modality_grad_norms, norms_from_grads
+from .split_backward import (leaf_grads, split_jacobian, split_task_grads,
+                             surrogate_loss)
 from .task_jacobian import task_jacobian
 from .task_loss_grouping import (TaskLosses, compile_task_keys,
                                  group_task_losses)
@@ -23,7 +27,8 @@ __all__ = ['GradientCalibrationMixin']
 _KEYS = ('tasks', 'task_keys', 'extra_prefixes', 'shared_layer',
          'weighting', 'max_fallbacks', 'log_task_grads', 'fuser',
          'modalities', 'intra_layer', 'intra_param', 'modality_slices',
-         'gate')
+         'gate', 'backward', 'heads')
+_BACKWARD_MODES = ('auto', 'split', 'per_task')
 
 
 class GradientCalibrationMixin:
@@ -51,6 +56,25 @@ class GradientCalibrationMixin:
     3. The step's scalars go to the MessageHub under ``train/calib/``
        (``gamma_task``, ``gamma_modal`` in the configured orders, see
        :mod:`.calibration_logging`).
+
+    Cost (``backward``). ``'per_task'`` computes the above literally: one
+    ``autograd.grad`` per task from its loss down to the shared layer, one
+    more for the gate's norms, then the backward. ``'split'`` gives the same
+    weights and gradients (to rounding) with every part of the network
+    traversed once: forward pre-hooks on the task heads (``heads``) detach
+    their inputs, each task's loss is differentiated through its own head
+    only, ``J`` is the product of those gradients with the shared layer's
+    Jacobian (a weight-gradient op per task), and one backward of a
+    surrogate sends ``sum_t alpha_t G_t`` into the trunk
+    (:mod:`.split_backward`). The gate measures and scales the gradients at
+    the fuser inputs inside that same backward (one autograd node for all
+    modalities, :class:`ModalityGradScaler`). No model code changes, so
+    upstream heads work too. Every step checks that no task loss reaches a
+    parameter outside the heads without passing a head input (e.g. a head
+    that reads the shared feature outside ``forward``); if one does,
+    ``'split'`` raises and ``'auto'`` (the default: split when the heads are
+    known) warns once, computes that step exactly from the split graph and
+    goes back to ``'per_task'`` for the rest of the run.
 
     Loss keys: a key without ``'loss'`` is ignored (as ``parse_losses``
     does); ``'<p>.*'`` with ``p`` in ``extra_prefixes`` is added unweighted;
@@ -124,6 +148,13 @@ class GradientCalibrationMixin:
             - gate (dict, optional): :class:`ModalityGradientGate` arguments
               (``alpha``, ``momentum``, ``init_weight``). None disables the
               intra-gradient calibration. Defaults to ``dict()``.
+            - backward (str): ``'auto'``, ``'split'`` or ``'per_task'`` (see
+              Cost above). Defaults to ``'auto'``.
+            - heads (list[str] | dict[str, str], optional): Module paths of
+              the task heads whose inputs split the graph. Default: the
+              children of the model's ``task_heads`` container; a model
+              without one runs ``'per_task'`` (``'auto'``) or is an error
+              (``'split'``).
     """
 
     def _init_calibration(self, calibration: Optional[Dict] = None) -> None:
@@ -188,6 +219,13 @@ class GradientCalibrationMixin:
         self.gate: Optional[ModalityGradientGate] = None
         if self._gate_cfg is not None and names:
             self.gate = ModalityGradientGate(names, **self._gate_cfg)
+        self.backward_mode = str(cfg.get('backward', 'auto'))
+        if self.backward_mode not in _BACKWARD_MODES:
+            raise ValueError(f'calibration.backward must be one of '
+                             f'{list(_BACKWARD_MODES)}, got '
+                             f'{self.backward_mode!r}')
+        self.heads_cfg = cfg.get('heads')
+        self._split_off = False
         self._pending_gate_state: Optional[Dict] = None
         self._binding: Optional[CalibrationBinding] = None
         self._checked_total = False
@@ -219,6 +257,22 @@ class GradientCalibrationMixin:
                 'and for logging gamma_task (set log_task_grads=False to '
                 'skip logging)')
         gate_on = self._gate_cfg is not None
+        heads = None
+        if self.backward_mode != 'per_task' and self.needs_task_grads:
+            unwrapped = model.module if is_model_wrapper(model) else model
+            heads = resolve_heads(unwrapped, self.heads_cfg)
+            if not heads:
+                if self.backward_mode == 'split':
+                    raise ValueError(
+                        "calibration.backward='split' needs the task heads: "
+                        f'{type(unwrapped).__name__} has no `task_heads`; '
+                        'list their module paths in calibration.heads')
+                print_log(
+                    'gradient calibration: no task heads known (the model '
+                    'has no `task_heads`; set calibration.heads), so each '
+                    'task is back-propagated separately (per_task)',
+                    logger='current', level=logging.INFO)
+        self._split_off = False
         binding = CalibrationBinding(
             model,
             shared_layer=self.shared_layer if self.needs_task_grads else None,
@@ -226,7 +280,8 @@ class GradientCalibrationMixin:
             modalities=self.modalities,
             intra_layer=self.intra_layer_name,
             intra_param=self.intra_param_name,
-            modality_slices=self._slices_cfg)
+            modality_slices=self._slices_cfg,
+            heads=heads)
         if gate_on:
             if self.gate is None or list(
                     self.gate.modalities) != binding.modalities:
@@ -286,31 +341,220 @@ class GradientCalibrationMixin:
         ]
         scale = self._loss_scale()
         info: Dict[str, Any] = dict(tasks=active)
-        weights = self._task_weights(active, groups, scale, info)
-        info['weights'] = dict(zip(active, weights))
-        total = self._weighted_loss(loss, active, weights, groups, factor)
+        split = self._split_inputs(active, groups)
+        info['backward'] = 'per_task' if split is None else 'split'
         scaler = binding.scaler
-        if self.gate is not None and scaler is not None:
+        # measured inside the backward when the fuser ran once (one gate
+        # node holds all modality gradients) and the intra layer, if any,
+        # can be recomputed
+        one_pass_gate = (
+            self.backward_mode != 'per_task' and scaler is not None
+            and scaler.calls <= 1 and
+            (binding.intra_param is None or binding.intra_recomputable))
+        gate_on = self.gate is not None and scaler is not None
+        task_grads = None
+        jacobian_fn = None
+        if split is not None:
+            included = self._included_tasks(active, groups)
+            task_grads = {
+                t: split_task_grads(groups.tasks.get(t), split['leaves'],
+                                    split['params'], scale)
+                for t in included
+            }
+            jacobian_fn = (lambda tasks: split_jacobian(
+                split['reals'], [task_grads[t] for t in tasks],
+                binding.shared_params, scale,
+                direct=self._direct_shared(split, task_grads, tasks)))
+        weights = self._task_weights(active, groups, scale, info,
+                                     jacobian_fn)
+        info['weights'] = dict(zip(active, weights))
+        if split is not None:
+            total = self._split_loss(loss, split, task_grads, active,
+                                     weights, groups, factor, scale)
+        else:
+            total = self._weighted_loss(loss, active, weights, groups,
+                                        factor)
+        gate_state: Dict[str, Any] = {}
+        if gate_on and not one_pass_gate:
             self._update_gate(total, scale, info)
         try:
-            if self.gate is not None and scaler is not None:
+            if gate_on and one_pass_gate:
+                self._arm_gate(gate_state, scale, info)
+            elif gate_on:
                 scaler.set_factors(self.gate.weights)
             super().backward(total, **kwargs)
+            if gate_on and one_pass_gate and not gate_state['called']:
+                # no modality input required grad: measure what there is
+                if binding.intra_param is not None:
+                    gate_state['intra'] = binding.intra_weight_grad()
+                self._gate_from(gate_state, {}, scale, info)
         finally:
+            for handle in gate_state.get('handles', ()):
+                handle.remove()
             if scaler is not None:
                 scaler.reset()
+            binding.clear_step()
         self._count_fallback(info)
         self.last_calibration = info
         log_calibration(self.message_hub, info, tasks,
                         binding.modalities)
 
+    # ------------------------------------------------------ one backward
+    def _split_inputs(self, active: List[str],
+                      groups: TaskLosses) -> Optional[Dict[str, Any]]:
+        """The split of this step (leaves, reals, parameters of step 1), or
+        None to run the per-task reference path."""
+        binding = self._binding
+        splitter = binding.splitter
+        if splitter is None or self._split_off or not splitter.pairs:
+            return None
+        head_params = splitter.params()
+        losses = [groups.tasks[t] for t in active if t in groups.tasks]
+        bypass = find_bypass(losses, splitter.leaves, head_params)
+        params, generic = head_params, False
+        if bypass:
+            names = {id(p): n for n, p in binding.module.named_parameters()}
+            found = [names.get(id(t), f'<tensor {tuple(t.shape)}>')
+                     for t in bypass]
+            message = (
+                'gradient calibration: a task loss reaches '
+                f'{found} without passing through the inputs of the task '
+                f'heads {list(splitter.heads)}, so the graph cannot be split '
+                'there (a head reading the shared feature outside forward, '
+                'or a loss on a trunk tensor?)')
+            if self.backward_mode == 'split':
+                raise RuntimeError(
+                    message + "; use calibration.backward='per_task' or "
+                    "'auto'")
+            print_log(
+                message + f'. Update {self._inner_count} is computed from '
+                'the split graph with every parameter in the per-task step; '
+                'later updates use the per-task backward.',
+                logger='current', level=logging.WARNING)
+            self._split_off = True
+            splitter.enabled = False
+            params = [p for p in binding.module.parameters()
+                      if p.requires_grad]
+            generic = True
+        return dict(leaves=splitter.leaves, reals=splitter.reals,
+                    params=params, generic=generic)
+
+    @staticmethod
+    def _included_tasks(active: List[str], groups: TaskLosses) -> List[str]:
+        """Tasks differentiated in step 1: the active ones, then the absent
+        ones with a loss in the dict. When every weight is 1 the reference
+        path back-propagates the model's whole loss, absent tasks' (zero)
+        losses included, so the split path needs their gradients too."""
+        return list(active) + [t for t in groups.tasks if t not in active]
+
+    def _direct_shared(self, split: Dict[str, Any], task_grads: Dict,
+                       tasks: List[str]) -> Optional[List[List]]:
+        """Per task, the shared-layer gradients that came around the split
+        (only in a step computed with every parameter)."""
+        if not split['generic']:
+            return None
+        index = {id(p): i for i, p in enumerate(split['params'])}
+        return [[
+            task_grads[t].params[index[id(p)]]
+            for p in self._binding.shared_params
+        ] for t in tasks]
+
+    def _split_loss(self, loss: Tensor, split: Dict[str, Any],
+                    task_grads: Dict, active: List[str],
+                    weights: List[float], groups: TaskLosses, factor: float,
+                    scale: float) -> Tensor:
+        """The surrogate whose backward is the calibrated step."""
+        weight_of = dict(zip(active, weights))
+        all_ones = all(w == 1.0 for w in weights)
+        leaves, params = split['leaves'], split['params']
+        coeffs: List[Optional[Tensor]] = [None] * len(leaves)
+        param_coeffs: Dict[int, Tensor] = {}
+
+        def add(values, weight, target):
+            for i, value in values:
+                if value is None:
+                    continue
+                term = value * (weight * factor)
+                target[i] = term if target.get(i) is None else (
+                    target[i] + term)
+
+        leaf_map: Dict[int, Tensor] = {}
+        for task, grads in task_grads.items():
+            if task in weight_of:
+                weight = weight_of[task]
+            elif all_ones:
+                weight = 1.0
+            else:
+                continue
+            add(enumerate(grads.leaves), weight, leaf_map)
+            add(enumerate(grads.params), weight, param_coeffs)
+        extra = groups.extra
+        if extra is not None and extra.requires_grad:
+            add(enumerate(leaf_grads(extra, leaves, scale)), 1.0,
+                leaf_map)
+            extra = extra * factor
+        for i, value in leaf_map.items():
+            coeffs[i] = value
+        total = surrogate_loss(split['reals'], coeffs, params, param_coeffs,
+                               extra)
+        return loss if total is None else total
+
+    def _arm_gate(self, state: Dict[str, Any], scale: float,
+                  info: Dict[str, Any]) -> None:
+        """Measure and apply the gate inside the coming backward.
+
+        With ``intra_layer``, a hook on the layer's output keeps its gradient
+        (it arrives before the gradient reaches the fuser inputs); the gate
+        node then recomputes the layer's weight gradient from it.
+        """
+        binding = self._binding
+        state.update(called=False, intra=None, handles=[])
+
+        def keep(call):
+            def hook(grad):
+                call['grad'] = grad if call['grad'] is None else (
+                    call['grad'] + grad)
+            return hook
+
+        if binding.intra_param is not None:
+            for call in binding.intra_calls:
+                state['handles'].append(
+                    call['output'].register_hook(keep(call)))
+
+        def on_backward(grads: Dict[str, Tensor]) -> Dict[str, float]:
+            state['called'] = True
+            if binding.intra_param is not None:
+                state['intra'] = binding.intra_weight_grad()
+                if state['intra'] is None:
+                    raise RuntimeError(
+                        'gradient calibration: no gradient reached '
+                        f'intra_layer {self.intra_layer_name!r} before the '
+                        'fuser inputs; intra_layer must be inside the fuser. '
+                        "Use calibration.backward='per_task'")
+            return self._gate_from(state, grads, scale, info)
+
+        binding.scaler.on_backward = on_backward
+
+    def _gate_from(self, state: Dict[str, Any], grads: Dict[str, Tensor],
+                   scale: float, info: Dict[str, Any]) -> Dict[str, float]:
+        world = get_world_size() if self._distributed else 1
+        norms = norms_from_grads(self._binding, scale, self._reduce, world,
+                                 self._device(), input_grads=grads,
+                                 intra_grad=state.get('intra'))
+        return self._apply_gate_norms(norms, info)
+
     def _task_weights(self, active: List[str], groups: TaskLosses,
-                      scale: float, info: Dict[str, Any]) -> List[float]:
+                      scale: float, info: Dict[str, Any],
+                      jacobian_fn=None) -> List[float]:
         jacobian = None
         if active and self.needs_task_grads:
-            jacobian = self._reduce(
-                task_jacobian([groups.tasks.get(t) for t in active],
-                              self._binding.shared_params, scale), 'mean')
+            if jacobian_fn is not None:
+                jacobian = jacobian_fn(active)
+            else:
+                jacobian = task_jacobian(
+                    [groups.tasks.get(t) for t in active],
+                    self._binding.shared_params, scale)
+            jacobian = self._reduce(jacobian, 'mean')
             norms = jacobian.double().norm(dim=1)
             info['task_grad_norms'] = dict(zip(active, norms.tolist()))
         if not active:
@@ -370,6 +614,11 @@ class GradientCalibrationMixin:
         world = get_world_size() if self._distributed else 1
         norms = modality_grad_norms(total, self._binding, scale,
                                     self._reduce, world, self._device())
+        self._apply_gate_norms(norms, info)
+
+    def _apply_gate_norms(self, norms: Dict[str, float],
+                          info: Dict[str, Any]) -> Dict[str, float]:
+        """Update the gate from one step's norms; its weights, logged."""
         weights, reason = self.gate.update(norms)
         info['modal_grad_norms'] = norms
         info['gate_weights'] = weights
@@ -379,6 +628,7 @@ class GradientCalibrationMixin:
                 'gradient calibration: modality gate kept weights '
                 f'{weights} at update {self._inner_count}: {reason}',
                 logger='current', level=logging.WARNING)
+        return weights
 
     # ---------------------------------------------------------------- state
     def state_dict(self) -> dict:

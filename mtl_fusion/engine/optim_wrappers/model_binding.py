@@ -17,11 +17,12 @@ from mmengine.dist import get_world_size
 from mmengine.model import is_model_wrapper
 from torch.nn.parallel import DistributedDataParallel
 
+from .head_input_split import HeadInputSplitter
 from .modality_grad_scaler import ModalityGradScaler
 
 __all__ = [
     'CalibrationBinding', 'LossRecorder', 'concat_slices', 'normalize_slices',
-    'resolve_module', 'resolve_params'
+    'resolve_heads', 'resolve_module', 'resolve_params'
 ]
 
 
@@ -90,6 +91,42 @@ def resolve_module(module: nn.Module, path: str, what: str) -> nn.Module:
                          f'{type(module).__name__}.' +
                          _close(path, [m for m in modules if m]))
     return modules[path]
+
+
+def resolve_heads(module: nn.Module,
+                  heads: Optional[Union[Sequence[str], Dict[str, str]]]
+                  ) -> Dict[str, nn.Module]:
+    """The task-head modules whose inputs split the graph.
+
+    Args:
+        module (nn.Module): The (unwrapped) model.
+        heads (Sequence[str] | dict[str, str], optional): Module paths (a
+            dict's values are used). None: every child of the model's
+            ``task_heads`` container (``nn.ModuleDict`` / ``nn.ModuleList``)
+            if it has one.
+
+    Returns:
+        dict[str, nn.Module]: Path to module; empty when ``heads`` is None
+        and the model has no ``task_heads``.
+    """
+    if heads is None:
+        container = getattr(module, 'task_heads', None)
+        if not isinstance(container, (nn.ModuleDict, nn.ModuleList)):
+            return {}
+        return {f'task_heads.{name}': child
+                for name, child in container.named_children()}
+    paths = list(heads.values()) if isinstance(heads, dict) else (
+        [heads] if isinstance(heads, str) else list(heads))
+    if not paths:
+        raise ValueError('calibration.heads: empty list of head modules')
+    out = {path: resolve_module(module, path, 'calibration.heads')
+           for path in paths}
+    for a in out:
+        for b in out:
+            if a != b and b.startswith(a + '.'):
+                raise ValueError(f'calibration.heads: {b!r} is inside '
+                                 f'{a!r}; list each head once')
+    return out
 
 
 def concat_slices(modalities: Sequence[str],
@@ -188,6 +225,8 @@ class CalibrationBinding:
         modality_slices (dict, optional): Modality to ``(start, stop)``
             input channels (dim 1) of ``intra_param``. Defaults to None: from
             the fuser's ``in_channels`` in the order of its ``modalities``.
+        heads (dict[str, nn.Module], optional): Task heads whose inputs are
+            split (:class:`HeadInputSplitter`). Defaults to None (no split).
     """
 
     def __init__(self,
@@ -197,7 +236,8 @@ class CalibrationBinding:
                  modalities: Optional[Sequence[str]] = None,
                  intra_layer: Optional[str] = None,
                  intra_param: str = 'weight',
-                 modality_slices: Optional[Dict[str, Any]] = None):
+                 modality_slices: Optional[Dict[str, Any]] = None,
+                 heads: Optional[Dict[str, nn.Module]] = None):
         self.model = model
         self.module: nn.Module = model.module if is_model_wrapper(
             model) else model
@@ -209,15 +249,33 @@ class CalibrationBinding:
         self.modalities: List[str] = []
         self.scaler: Optional[ModalityGradScaler] = None
         self.intra_param: Optional[nn.Parameter] = None
+        self.intra_layer: Optional[nn.Module] = None
+        self.intra_param_name: Optional[str] = None
+        self.intra_recomputable = False
+        self.intra_calls: List[Dict[str, Any]] = []
         self.slices: Dict[str, slice] = {}
         self.recorder = LossRecorder()
         self.handles: List[Any] = []
+        self.splitter: Optional[HeadInputSplitter] = None
         try:
             if fuser is not None:
                 self._bind_fuser(fuser, modalities, intra_layer, intra_param,
                                  modality_slices)
             self.handles.append(
                 self.module.register_forward_hook(self.recorder))
+            self.handles.append(
+                self.module.register_forward_pre_hook(
+                    lambda *_: self.clear_step()))
+            if heads:
+                shared = {id(p) for p in self.shared_params}
+                inside = [n for path, head in heads.items()
+                          for n, p in head.named_parameters(prefix=path)
+                          if id(p) in shared]
+                if inside:
+                    raise ValueError(
+                        f'calibration.shared_layer {inside[:3]} lies inside '
+                        f'the task heads {list(heads)}: it must be shared')
+                self.splitter = HeadInputSplitter(heads)
         except Exception:
             self.remove()
             raise
@@ -269,9 +327,62 @@ class CalibrationBinding:
                                            gated,
                                            'calibration.modality_slices')
             self.intra_param = param
+            self.intra_layer = layer
+            self.intra_param_name = intra_param
+            # recomputing a layer with buffers (e.g. BN) would update them
+            self.intra_recomputable = not any(True for _ in layer.buffers())
+            self.handles.append(layer.register_forward_hook(
+                self._keep_intra_call, with_kwargs=True))
         self.scaler = ModalityGradScaler(order, gated, fuser_name)
         self.handles.append(
             fuser.register_forward_pre_hook(self.scaler, with_kwargs=True))
+
+    def _keep_intra_call(self, module: nn.Module, args: Tuple,
+                         kwargs: Dict, output: Any) -> None:
+        """Keep the intra layer's calls of the current training forward
+        (inputs, output, autocast state): the one-backward gate recomputes
+        the layer's weight gradient from them (:meth:`intra_weight_grad`)."""
+        if not (module.training and torch.is_grad_enabled()):
+            return
+        if not (isinstance(output, torch.Tensor) and output.requires_grad):
+            return
+        device = output.device.type
+        self.intra_calls.append(dict(
+            args=args, kwargs=kwargs, output=output, grad=None,
+            autocast=(device, torch.is_autocast_enabled(device),
+                      torch.get_autocast_dtype(device))))
+
+    def intra_weight_grad(self) -> Optional[torch.Tensor]:
+        """``dL/dW`` of the intra parameter from the output gradients kept
+        by the calls' hooks: the layer is recomputed on its detached inputs
+        with a leaf copy of ``W`` (one forward and one weight-gradient op of
+        that layer). None when no call received a gradient."""
+        total = None
+        for call in self.intra_calls:
+            if call['grad'] is None:
+                continue
+            leaf = self.intra_param.detach().requires_grad_()
+            args = tuple(a.detach() if isinstance(a, torch.Tensor) else a
+                         for a in call['args'])
+            device, enabled, dtype = call['autocast']
+            with torch.enable_grad(), torch.autocast(
+                    device, dtype=dtype, enabled=enabled):
+                out = torch.func.functional_call(
+                    self.intra_layer, {self.intra_param_name: leaf}, args,
+                    call['kwargs'])
+            (grad, ) = torch.autograd.grad(out, [leaf], call['grad'],
+                                           allow_unused=True)
+            if grad is not None:
+                total = grad if total is None else total + grad
+        return total
+
+    def clear_step(self) -> None:
+        """Forget what the hooks kept of the last forward."""
+        self.intra_calls = []
+        if self.scaler is not None:
+            self.scaler.reset()
+        if self.splitter is not None:
+            self.splitter.clear()
 
     def parse_losses(self, losses: Dict[str, Any]):
         """The bound model's own ``parse_losses`` on ``losses``."""
@@ -287,3 +398,5 @@ class CalibrationBinding:
         for handle in self.handles:
             handle.remove()
         self.handles = []
+        if self.splitter is not None:
+            self.splitter.remove()
