@@ -3,11 +3,15 @@
 Like ``mmengine.analysis``, this sits apart from the components: nothing in
 :mod:`mtl_fusion.models` or :mod:`mtl_fusion.utils` imports it.
 """
+from . import ablation  # noqa: F401  (seeds: mean ± std, tables, charts)
 from .calibration_curves import (PREFIX, find_scalars, load_calibration,
                                  plot_calibration)
 from .prediction_pictures import visualize_results
+from .robustness import (apply_condition, plot_robustness,
+                         robustness_conditions)
 
 __all__ = [
     'PREFIX', 'find_scalars', 'load_calibration', 'plot_calibration',
-    'visualize_results'
+    'visualize_results', 'robustness_conditions', 'apply_condition',
+    'plot_robustness'
 ]

@@ -1,30 +1,83 @@
-"""FULLER's calibration ablation on the synthetic world.
+"""FULLER's calibration ablation on the synthetic world, over several seeds.
 
-For every seed, trains and evaluates the two single-task fusion models
-(the Delta_MTL baselines) and the multi-task fusion model four ways:
+For every seed, trains and evaluates one model per *row*:
 
+* ``single-det``, ``single-seg``: the single-task fusion models (the
+  Delta_MTL baselines of the same seed);
 * ``baseline``: task losses summed 1:1;
 * ``intra``: + the LiDAR/camera gradient gate;
 * ``inter``: + IMTL-G task weights;
-* ``both``: FULLER (inter + intra).
+* ``both``: FULLER (inter + intra);
+* ``famo``: FAMO task weights instead of IMTL-G, gate on;
+* ``both-deblock1``: FULLER with the task gradients taken at
+  ``bev_neck.deblocks.1`` only (one of SECONDFPN's two parallel output
+  branches: the historical choice) instead of the calibration config's
+  ``shared_layer``;
+* ``baseline@<labels>``, ``both@<labels>`` with ``<labels>`` one of
+  ``disjoint-normal`` (each training sample labelled for one task, det:seg
+  = 3:1) and ``disjoint-balance`` (1:1): the label settings of FULLER's
+  Table 2, on the training set only (``task_label_seed`` = the seed).
 
-All four run through ``FullerOptimWrapper`` so that gamma_task and
-gamma_modal are measured the same way; where a level is off, the wrapper
-only observes it (``SumWeighting`` gives weights 1, a gate with
-``alpha=0`` gives w = 1), which leaves the update identical to the plain
-summed-loss step. Finished runs are skipped when the tool is run again, so an
-interrupted ablation resumes. Writes ``ablation.md``/``ablation.json`` and
-the calibration curves of the ``both`` runs.
+The calibration settings come from the ``-calib`` config
+(``--mtl-config``); a row overrides only what it changes. All multi-task rows
+run through ``FullerOptimWrapper`` so that gamma_task and gamma_modal are
+measured the same way; where a level is off, the wrapper only observes it
+(``SumWeighting`` gives weights 1, a gate with ``alpha=0`` gives w = 1),
+which leaves the update identical to the plain summed-loss step.
 
-Example:
-    python tools/analysis_tools/fuller_ablation.py --iters 300 --seeds 0 1
+Per run (``<work-dir>/seed<S>/<row>/final_metrics.json``): mAP, NDS, mIoU,
+gamma_task and gamma_modal as the mean over the last half of the training
+iterations and over the whole run (from the logged ``train/calib/*``
+scalars, one record every ``--log-interval`` iterations) and their curves,
+the relative change of the training loss over the last 20% of the iterations
+vs the 20% before (a convergence check), and the wall time of training and
+testing. Delta_MTL (%) is computed against the single-task rows of the same
+seed (``--delta-metrics``, default mAP and mIoU).
+
+Resumable: a run with a ``final_metrics.json`` is not run again (nor a
+robustness condition already in its ``robustness.json``), a killed run
+resumes from its last checkpoint (one every ``--ckpt-interval``
+iterations, the last two kept).
+
+Outputs in ``--work-dir``: ``ablation.md`` (per-seed table, mean ± std
+table with sample std and n, robustness table), ``ablation.json``; charts:
+the bar chart with error bars (``--figure``, by default
+``<work-dir>/fuller_ablation.png``), next to it ``fuller_ablation_gammas.png``
+(mean gamma curves over seeds per row) and, with ``--robustness``,
+``fuller_robustness.png``.
+
+With ``--robustness`` every trained model is also tested under each
+condition of :func:`mtl_fusion.analysis.robustness.robustness_conditions`
+(modality drop, corruptions; FULLER's Fig. 7).
+
+With ``--jobs N`` the runs go to N subprocesses (``OMP_NUM_THREADS=1``
+each) that run this tool with ``--one SEED ROW``; their logs are
+``<run dir>/subprocess.log``.
+
+Examples:
+    # the full ablation: 12 rows x 3 seeds x 600 iterations, 2 at a time
+    python tools/analysis_tools/fuller_ablation.py --jobs 2 --robustness \\
+        --figure
+
+    # a quick look at two rows
+    python tools/analysis_tools/fuller_ablation.py --iters 100 --seeds 0 1 \\
+        --rows single-det single-seg baseline both
+
+    # one run (what each --jobs subprocess does)
+    python tools/analysis_tools/fuller_ablation.py --one 0 both
 """
 import argparse
 import copy
 import glob
 import json
+import math
+import os
 import os.path as osp
-import statistics
+import re
+import subprocess
+import sys
+import time
+from typing import Any, Dict, List, Optional, Tuple
 
 from mmengine.config import Config
 from mmengine.logging import print_log
@@ -32,6 +85,11 @@ from mmengine.runner import Runner, find_latest_checkpoint
 
 import mtl_fusion  # noqa: F401  (compat shims + registration)
 from mtl_fusion.analysis import load_calibration, plot_calibration
+from mtl_fusion.analysis.ablation import (aggregate_runs, format_mean_std,
+                                          markdown_table, mean_std,
+                                          merge_scalars, plot_bars,
+                                          plot_mean_curves, relative_change,
+                                          window_mean)
 from mtl_fusion.evaluation.metrics.multi_task_metric import delta_mtl
 from mtl_fusion.utils import replace_data_root, set_max_iters
 
@@ -39,40 +97,169 @@ from mtl_fusion.utils import replace_data_root, set_max_iters
 CONFIG_DIR = osp.join(
     osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'configs',
     'fuller')
-MTL = 'fuller_tiny-fusion-mtl_1xb2-600i_synthetic-nus.py'
-SINGLE = dict(det='fuller_tiny-fusion-det_1xb2-600i_synthetic-nus.py',
-              seg='fuller_tiny-fusion-seg_1xb2-600i_synthetic-nus.py')
-MAP_KEY = 'NuScenes metric/pred_instances_3d_NuScenes/mAP'
-NDS_KEY = 'NuScenes metric/pred_instances_3d_NuScenes/NDS'
-MIOU_KEY = 'map/mean/iou@max'
-CALIBRATION = dict(
-    tasks=['det', 'seg'],
-    shared_layer='bev_neck.deblocks.1',
-    fuser='fuser',
-    modalities=['lidar', 'camera'],  # gamma_modal = LiDAR / camera
-    intra_layer='fuser.layers.0.conv')
-VARIANTS = {
-    'baseline': (dict(type='SumWeighting'), 0.0),
-    'intra': (dict(type='SumWeighting'), 0.1),
-    'inter': (dict(type='IMTLGWeighting'), 0.0),
-    'both': (dict(type='IMTLGWeighting'), 0.1),
+MTL_CALIB = 'fuller_tiny-fusion-mtl-calib_1xb2-600i_synthetic-nus.py'
+SINGLE_DET = 'fuller_tiny-fusion-det_1xb2-600i_synthetic-nus.py'
+SINGLE_SEG = 'fuller_tiny-fusion-seg_1xb2-600i_synthetic-nus.py'
+METRIC_KEYS = dict(
+    mAP='NuScenes metric/pred_instances_3d_NuScenes/mAP',
+    NDS='NuScenes metric/pred_instances_3d_NuScenes/NDS',
+    mIoU='map/mean/iou@max')
+# the single-task row each metric's Delta_MTL baseline comes from
+BASELINE_ROW = dict(mAP='single-det', NDS='single-det', mIoU='single-seg')
+
+SUM = dict(weighting=dict(type='SumWeighting'))
+GATE_OFF = dict(gate=dict(alpha=0.0))
+# row -> calibration overrides (None: a single-task row)
+_BASE_ROWS: Dict[str, Optional[dict]] = {
+    'single-det': None,
+    'single-seg': None,
+    'baseline': dict(SUM, **GATE_OFF),
+    'intra': dict(SUM),
+    'inter': dict(GATE_OFF),
+    'both': dict(),
+    'famo': dict(weighting=dict(type='FAMOWeighting')),
+    'both-deblock1': dict(shared_layer='bev_neck.deblocks.1'),
 }
+LABEL_SETTINGS = ('disjoint-normal', 'disjoint-balance')
+ROWS = list(_BASE_ROWS) + [
+    f'{row}@{labels}' for labels in LABEL_SETTINGS
+    for row in ('baseline', 'both')
+]
+SINGLE_ROWS = ('single-det', 'single-seg')
+GAMMAS = ('gamma_task', 'gamma_modal')
+# per-run metrics, in table order: key -> (column title, decimals)
+COLUMNS = {
+    'mAP': ('mAP', 4),
+    'NDS': ('NDS', 4),
+    'mIoU': ('mIoU', 4),
+    'delta_mtl': ('Delta_MTL (%)', 2),
+    'gamma_task_last_half': ('gamma_task (last 1/2)', 2),
+    'gamma_task_all': ('gamma_task (run)', 2),
+    'gamma_modal_last_half': ('gamma_modal (last 1/2)', 2),
+    'gamma_modal_all': ('gamma_modal (run)', 2),
+    'loss_rel_change': ('loss change, last 20% vs prev. 20% (%)', 1),
+    'train_s': ('train (s)', 0),
+    'test_s': ('test (s)', 0),
+}
+BAR_METRICS = {
+    'mAP': 'mAP',
+    'NDS': 'NDS',
+    'mIoU': 'mIoU',
+    'delta_mtl': 'Delta_MTL (%, lower is better)',
+    'gamma_task_last_half': 'gamma_task, last half',
+    'gamma_modal_last_half': 'gamma_modal, last half',
+}
+ROBUSTNESS_METRICS = ('mAP', 'NDS', 'mIoU')
+DEFAULT_FIGURE = osp.join('resources', 'fuller_ablation.png')
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    """Command line of the tool (see the module docstring)."""
+    parser = argparse.ArgumentParser(
+        description=__doc__.split('\n')[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--data-root', default='data/synthetic-nuscenes')
     parser.add_argument('--work-dir', default='work_dirs/fuller_ablation')
-    parser.add_argument('--iters', type=int, default=600)
-    parser.add_argument('--seeds', type=int, nargs='+', default=[0])
-    parser.add_argument(
-        '--variants', nargs='+', default=list(VARIANTS),
-        choices=list(VARIANTS))
-    return parser.parse_args(argv)
+    parser.add_argument('--iters', type=int, default=600,
+                        help='training iterations per run')
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    parser.add_argument('--rows', nargs='+', default=list(ROWS),
+                        choices=ROWS, metavar='ROW',
+                        help=f'rows to run (default: all): {", ".join(ROWS)}')
+    parser.add_argument('--jobs', type=int, default=1,
+                        help='runs in parallel, as subprocesses with '
+                        'OMP_NUM_THREADS=1 (1: in this process)')
+    parser.add_argument('--robustness', action='store_true',
+                        help='also test every model under each robustness '
+                        'condition (FULLER Fig. 7)')
+    parser.add_argument('--figure', nargs='?', const=DEFAULT_FIGURE,
+                        default=None,
+                        help='bar chart path (without a value: '
+                        f'{DEFAULT_FIGURE}; without the option: '
+                        '<work-dir>/fuller_ablation.png); the gamma and '
+                        'robustness charts go next to it')
+    parser.add_argument('--delta-metrics', nargs='+', default=['mAP', 'mIoU'],
+                        choices=list(BASELINE_ROW),
+                        help='metrics of Delta_MTL (default: mAP mIoU)')
+    parser.add_argument('--log-interval', type=int, default=1,
+                        help='iterations between logged scalars (the gamma '
+                        'and loss statistics use the logged ones)')
+    parser.add_argument('--ckpt-interval', type=int, default=100,
+                        help='iterations between checkpoints (resume point)')
+    parser.add_argument('--mtl-config', default=MTL_CALIB,
+                        help='multi-task config with FullerOptimWrapper and '
+                        'its calibration (a path or a name in configs/fuller)')
+    parser.add_argument('--det-config', default=SINGLE_DET)
+    parser.add_argument('--seg-config', default=SINGLE_SEG)
+    parser.add_argument('--one', nargs=2, metavar=('SEED', 'ROW'),
+                        help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.one is not None:
+        seed, row = args.one
+        if row not in ROWS:
+            parser.error(f'--one: unknown row {row!r}')
+        args.one = (int(seed), row)
+    if args.jobs < 1 or args.iters < 1 or args.log_interval < 1 \
+            or args.ckpt_interval < 1:
+        parser.error('--jobs, --iters, --log-interval and --ckpt-interval '
+                     'must be >= 1')
+    return args
 
 
-def _config(name, args, seed, work_dir):
-    cfg = Config.fromfile(osp.join(CONFIG_DIR, name))
+def _config_path(name: str) -> str:
+    return name if osp.isfile(name) else osp.join(CONFIG_DIR, name)
+
+
+def run_dir(args, seed: int, row: str) -> str:
+    """Work dir of one run."""
+    return osp.join(args.work_dir, f'seed{seed}', row)
+
+
+def _train_dataset(cfg: Config):
+    """The MultiTaskNuScenesDataset of the train dataloader (through dataset
+    wrappers such as CBGSDataset)."""
+    dataset = cfg.train_dataloader.dataset
+    while 'dataset' in dataset and 'task_labels' not in dataset:
+        dataset = dataset.dataset
+    return dataset
+
+
+def _calibration(base: dict, override: dict) -> dict:
+    calib = copy.deepcopy(base)
+    for key, value in override.items():
+        if key == 'gate':
+            calib['gate'] = dict(calib.get('gate') or {}, **value)
+        else:
+            calib[key] = copy.deepcopy(value)
+    return calib
+
+
+def build_config(args, seed: int, row: str) -> Config:
+    """The training config of one (seed, row) run.
+
+    Args:
+        args (argparse.Namespace): Parsed options.
+        seed (int): Seed of the run (also the disjoint-label seed).
+        row (str): One of :data:`ROWS`.
+
+    Returns:
+        Config: Config with work dir, schedule, logging, checkpoints, seed,
+        calibration and label setting of the run.
+    """
+    name, _, labels = row.partition('@')
+    if name == 'single-det':
+        cfg = Config.fromfile(_config_path(args.det_config))
+    elif name == 'single-seg':
+        cfg = Config.fromfile(_config_path(args.seg_config))
+    else:
+        cfg = Config.fromfile(_config_path(args.mtl_config))
+        base = cfg.optim_wrapper.get('calibration')
+        if base is None:
+            raise ValueError(f'{args.mtl_config}: optim_wrapper has no '
+                             '`calibration` (use a -calib config)')
+        cfg.optim_wrapper.calibration = _calibration(base.to_dict(),
+                                                     _BASE_ROWS[name])
+    work_dir = run_dir(args, seed, row)
     replace_data_root(cfg, args.data_root)
     set_max_iters(cfg, args.iters)
     cfg.train_cfg.val_interval = args.iters + 1
@@ -81,115 +268,440 @@ def _config(name, args, seed, work_dir):
     # mmengine keeps visualizers by name: one per run, so that each run's
     # scalars land in its own work dir
     cfg.visualizer.name = f'visualizer:{work_dir}'
-    # log often enough that even very short runs record calibration scalars
-    cfg.default_hooks.logger.interval = max(1, min(5, args.iters))
+    interval = min(args.log_interval, args.iters)
+    cfg.default_hooks.logger.interval = interval
+    # the logged loss is the mean over the window: one window per record
+    cfg.log_processor.window_size = interval
+    cfg.default_hooks.checkpoint = dict(
+        type='CheckpointHook', by_epoch=False,
+        interval=min(args.ckpt_interval, args.iters), max_keep_ckpts=2,
+        save_last=True)
+    if labels:
+        dataset = _train_dataset(cfg)
+        dataset.task_labels = labels
+        dataset.task_label_seed = seed
     return cfg
 
 
-def _training_scalars(work_dir):
-    """The scalars.json of the training run (the test run writes its own,
-    newer one without calibration scalars); None if there is none."""
-    for path in sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
-                                          'scalars.json')),
-                       key=osp.getmtime, reverse=True):
-        try:
-            load_calibration(path)
-        except ValueError:
-            continue
-        return path
-    return None
+def _checkpoint_iter(path: Optional[str]) -> int:
+    match = re.search(r'iter_(\d+)\.pth$', path or '')
+    return int(match.group(1)) if match else 0
 
 
-def _mean_scalar(work_dir, key):
-    """Mean of a logged calibration scalar over the run (None if absent)."""
-    path = _training_scalars(work_dir)
-    if path is None:
-        return None
-    values = load_calibration(path).get(key, ([], []))[1]
-    return statistics.fmean(values) if values else None
+def _metric(metrics: dict, name: str) -> Optional[float]:
+    value = metrics.get(METRIC_KEYS[name])
+    return None if value is None else float(value)
 
 
-def run_one(cfg):
-    """Train (resuming if possible) and test; metrics cached in work_dir."""
+def training_statistics(work_dir: str, iters: int) -> Dict[str, Any]:
+    """Gamma means, curves and the loss convergence check of a run.
+
+    Merges the run's ``*/vis_data/scalars.json`` (a resumed run has one per
+    start) into ``<work_dir>/train_scalars.json``.
+
+    Args:
+        work_dir (str): The run's work dir.
+        iters (int): Training iterations of the run.
+
+    Returns:
+        dict: ``gamma_*_last_half`` (mean over iterations in
+        ``(iters/2, iters]``), ``gamma_*_all``, ``curves`` (``{gamma:
+        [xs, ys]}``), ``loss_prev20`` / ``loss_last20`` (mean training loss
+        over ``(0.6, 0.8]`` / ``(0.8, 1]`` x iters) and ``loss_rel_change``
+        (their relative change in %); None where not logged.
+    """
+    paths = sorted(
+        glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')),
+        key=osp.getmtime)
+    merged = osp.join(work_dir, 'train_scalars.json')
+    records = merge_scalars(paths, out=merged)
+    out: Dict[str, Any] = {'curves': {}}
+    try:
+        series = load_calibration(merged)
+    except ValueError:  # a single-task run: no calibration scalars
+        series = {}
+    for key in GAMMAS:
+        xs, ys = series.get(key, ([], []))
+        out[f'{key}_last_half'] = window_mean(xs, ys, iters / 2, iters)
+        out[f'{key}_all'] = window_mean(xs, ys, 0, iters)
+        if xs:
+            out['curves'][key] = [xs, ys]
+    xs = [int(r.get('iter', r.get('step'))) for r in records]
+    ys = [r['loss'] for r in records]
+    out['loss_prev20'] = window_mean(xs, ys, 0.6 * iters, 0.8 * iters)
+    out['loss_last20'] = window_mean(xs, ys, 0.8 * iters, iters)
+    change = relative_change(out['loss_prev20'], out['loss_last20'])
+    out['loss_rel_change'] = None if change is None else 100.0 * change
+    return out
+
+
+def _test(cfg: Config, checkpoint: str) -> dict:
+    test_cfg = copy.deepcopy(cfg)
+    test_cfg.load_from = checkpoint
+    test_cfg.resume = False
+    return Runner.from_cfg(test_cfg).test()
+
+
+def run_one(args, seed: int, row: str) -> Dict[str, Any]:
+    """Train (resuming if possible) and test one run; cached in its work
+    dir as ``final_metrics.json``.
+
+    Args:
+        args (argparse.Namespace): Parsed options.
+        seed (int): Seed.
+        row (str): Row name.
+
+    Returns:
+        dict: The run's result (see the module docstring).
+    """
+    cfg = build_config(args, seed, row)
     out = osp.join(cfg.work_dir, 'final_metrics.json')
     if osp.isfile(out):
         with open(out) as f:
-            return json.load(f)
-    train_cfg = copy.deepcopy(cfg)
-    if find_latest_checkpoint(cfg.work_dir):
-        train_cfg.resume = True
-    Runner.from_cfg(train_cfg).train()
-    test_cfg = copy.deepcopy(cfg)
-    test_cfg.load_from = find_latest_checkpoint(cfg.work_dir)
-    metrics = Runner.from_cfg(test_cfg).test()
-    result = {
-        'mAP': float(metrics.get(MAP_KEY, float('nan'))),
-        'NDS': float(metrics.get(NDS_KEY, float('nan'))),
-        'mIoU': float(metrics.get(MIOU_KEY, float('nan'))),
-        'gamma_task': _mean_scalar(cfg.work_dir, 'gamma_task'),
-        'gamma_modal': _mean_scalar(cfg.work_dir, 'gamma_modal'),
-    }
-    with open(out, 'w') as f:
-        json.dump(result, f, indent=2)
+            result = json.load(f)
+        if result.get('iters', args.iters) != args.iters:
+            raise ValueError(
+                f'{out} is a run of {result["iters"]} iterations, not '
+                f'{args.iters}: use another --work-dir')
+    else:
+        latest = find_latest_checkpoint(cfg.work_dir)
+        resumed_from = _checkpoint_iter(latest)
+        start = time.perf_counter()
+        if resumed_from < args.iters:
+            train_cfg = copy.deepcopy(cfg)
+            train_cfg.resume = latest is not None
+            Runner.from_cfg(train_cfg).train()
+        train_s = time.perf_counter() - start
+        start = time.perf_counter()
+        metrics = _test(cfg, find_latest_checkpoint(cfg.work_dir))
+        test_s = time.perf_counter() - start
+        result = dict(seed=seed, row=row, iters=args.iters,
+                      **{name: _metric(metrics, name)
+                         for name in METRIC_KEYS})
+        result.update(training_statistics(cfg.work_dir, args.iters))
+        result.update(train_s=train_s, test_s=test_s,
+                      resumed_from=resumed_from)
+        with open(out, 'w') as f:
+            json.dump(result, f, indent=2)
+        if result['curves']:
+            plot_calibration(
+                load_calibration(osp.join(cfg.work_dir, 'train_scalars.json')),
+                osp.join(cfg.work_dir, 'calibration.png'))
+    if args.robustness:
+        result['robustness'] = run_robustness(cfg, clean=result)
     return result
 
 
-def _fmt(value, digits=4):
-    return '-' if value is None else f'{value:.{digits}f}'
+def run_robustness(
+        cfg: Config,
+        clean: Optional[dict] = None) -> Dict[str, Dict[str, Optional[float]]]:
+    """Test the trained model of ``cfg`` under every robustness condition;
+    cached per condition in ``<work_dir>/robustness.json``.
+
+    Args:
+        cfg (Config): The run's training config (its work dir holds the
+            checkpoint).
+        clean (dict, optional): Metrics of the plain test of the same
+            checkpoint, used for a condition without modality drop and
+            corruption instead of testing again. Defaults to None.
+
+    Returns:
+        dict[str, dict[str, float | None]]: Condition name to metrics.
+    """
+    # lazily: the module is optional for everything else in this tool
+    from mtl_fusion.analysis.robustness import (apply_condition,
+                                                robustness_conditions)
+    path = osp.join(cfg.work_dir, 'robustness.json')
+    results: Dict[str, Dict[str, Optional[float]]] = {}
+    if osp.isfile(path):
+        with open(path) as f:
+            results = json.load(f)
+    checkpoint = find_latest_checkpoint(cfg.work_dir)
+    for condition in robustness_conditions():
+        name = condition['name']
+        if name in results:
+            continue
+        if clean is not None and not condition.get('drop_modality') \
+                and not condition.get('corruption'):
+            results[name] = {m: clean.get(m) for m in ROBUSTNESS_METRICS}
+        elif checkpoint is None:
+            raise FileNotFoundError(f'{cfg.work_dir}: no checkpoint to test '
+                                    f'under {name!r}')
+        else:
+            test_cfg = copy.deepcopy(cfg)
+            test_cfg.work_dir = osp.join(cfg.work_dir, 'robustness', name)
+            test_cfg.visualizer.name = f'visualizer:{test_cfg.work_dir}'
+            applied = apply_condition(test_cfg, condition)
+            if applied is not None:  # a changed copy (or changed in place)
+                test_cfg = applied
+            metrics = _test(test_cfg, checkpoint)
+            results[name] = {
+                m: _metric(metrics, m)
+                for m in ROBUSTNESS_METRICS
+            }
+        with open(path, 'w') as f:  # after every condition: resumable
+            json.dump(results, f, indent=2)
+    return results
+
+
+def _delta(result: dict, singles: Dict[str, dict],
+           metrics: List[str]) -> Optional[float]:
+    baselines, current = {}, {}
+    for m in metrics:
+        single = singles.get(BASELINE_ROW[m])
+        if single is None or single.get(m) is None or result.get(m) is None:
+            return None
+        baselines[m], current[m] = single[m], result[m]
+    try:
+        return delta_mtl(current, baselines)
+    except ValueError as err:  # a single-task baseline scored 0
+        print_log(f'[ablation] no Delta_MTL: {err}', logger='current')
+        return None
+
+
+def _fmt(value, digits):
+    if value is None or (isinstance(value, float)
+                         and not math.isfinite(value)):
+        return '-'
+    return f'{value:.{digits}f}'
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f'{seconds // 3600}h{seconds % 3600 // 60:02d}m{seconds % 60:02d}s'
+
+
+def _progress(message: str) -> None:
+    print_log(f'[ablation] {message}', logger='current')
+
+
+class _Progress:
+    """Start/finish lines with an ETA from the mean wall time of the runs
+    finished so far."""
+
+    def __init__(self, total: int, jobs: int):
+        self.total, self.jobs = total, jobs
+        self.done, self.walls = 0, []
+
+    def started(self, index: int, seed: int, row: str) -> None:
+        _progress(f'start {index}/{self.total}: seed {seed} {row}')
+
+    def finished(self, seed: int, row: str, wall: Optional[float],
+                 status: str = 'done') -> None:
+        self.done += 1
+        if wall is not None:
+            self.walls.append(wall)
+        line = f'{status} {self.done}/{self.total}: seed {seed} {row}'
+        if wall is not None:
+            line += f' in {_duration(wall)}'
+        left = self.total - self.done
+        if self.walls and left:
+            mean = sum(self.walls) / len(self.walls)
+            line += (f'; ETA {_duration(mean * left / self.jobs)} for {left} '
+                     f'run(s) ({_duration(mean)} per run)')
+        _progress(line)
+
+
+def _cached(args, seed: int, row: str) -> bool:
+    if not osp.isfile(osp.join(run_dir(args, seed, row),
+                               'final_metrics.json')):
+        return False
+    return not args.robustness  # robustness conditions may be missing
+
+
+def _run_in_process(args, todo) -> List[Tuple[int, str]]:
+    progress = _Progress(len(todo), 1)
+    for index, (seed, row) in enumerate(todo, 1):
+        if _cached(args, seed, row):
+            progress.finished(seed, row, None, 'cached')
+            continue
+        progress.started(index, seed, row)
+        start = time.perf_counter()
+        run_one(args, seed, row)
+        progress.finished(seed, row, time.perf_counter() - start)
+    return []
+
+
+def _run_subprocesses(args, todo, argv: List[str]) -> List[Tuple[int, str]]:
+    """Run each (seed, row) as ``--one SEED ROW``, ``args.jobs`` at a
+    time; returns the failed runs."""
+    progress = _Progress(len(todo), args.jobs)
+    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
+    queue = list(enumerate(todo, 1))
+    running: Dict[Any, Tuple[int, str, float, Any]] = {}
+    failed = []
+    while queue or running:
+        while queue and len(running) < args.jobs:
+            index, (seed, row) = queue.pop(0)
+            if _cached(args, seed, row):
+                progress.finished(seed, row, None, 'cached')
+                continue
+            folder = run_dir(args, seed, row)
+            os.makedirs(folder, exist_ok=True)
+            log = open(osp.join(folder, 'subprocess.log'), 'a')
+            cmd = [sys.executable, osp.abspath(__file__)] + argv + [
+                '--one', str(seed), row]
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                    env=env)
+            running[proc] = (seed, row, time.perf_counter(), log)
+            progress.started(index, seed, row)
+        time.sleep(0.5)
+        for proc in [p for p in running if p.poll() is not None]:
+            seed, row, start, log = running.pop(proc)
+            log.close()
+            status = 'done'
+            if proc.returncode != 0:
+                status = f'FAILED (rc={proc.returncode}, see {log.name})'
+                failed.append((seed, row))
+            progress.finished(seed, row, time.perf_counter() - start, status)
+    return failed
+
+
+def _load(args, seed: int, row: str) -> Optional[dict]:
+    folder = run_dir(args, seed, row)
+    path = osp.join(folder, 'final_metrics.json')
+    if not osp.isfile(path):
+        return None
+    with open(path) as f:
+        result = json.load(f)
+    robustness = osp.join(folder, 'robustness.json')
+    if args.robustness and osp.isfile(robustness):
+        with open(robustness) as f:
+            result['robustness'] = json.load(f)
+    return result
+
+
+def summarize(args, runs: Dict[Tuple[int, str], dict]) -> Dict[str, Any]:
+    """Delta_MTL, mean ± std tables, ``ablation.md``/``.json`` and charts.
+
+    Args:
+        args (argparse.Namespace): Parsed options.
+        runs (dict[tuple[int, str], dict]): ``(seed, row)`` to the result of
+            :func:`run_one`.
+
+    Returns:
+        dict: ``runs`` (with ``delta_mtl``), ``summary`` (row to metric to
+        :class:`MeanStd`), ``robustness`` (row to condition to metric to
+        values over seeds) and the written ``files``.
+    """
+    rows = [r for r in ROWS if any(row == r for _, row in runs)]
+    for (seed, row), result in runs.items():
+        singles = {s: runs.get((seed, s)) for s in SINGLE_ROWS}
+        result['delta_mtl'] = None if row in SINGLE_ROWS else _delta(
+            result, singles, args.delta_metrics)
+    by_row = {r: [runs[k] for k in sorted(runs) if k[1] == r] for r in rows}
+    summary = aggregate_runs(by_row, list(COLUMNS))
+
+    header = [title for title, _ in COLUMNS.values()]
+    per_seed = markdown_table(
+        ['seed', 'row'] + header,
+        [[seed, row] + [_fmt(result.get(k), d)
+                        for k, (_, d) in COLUMNS.items()]
+         for (seed, row), result in sorted(
+             runs.items(), key=lambda kv: (kv[0][0], ROWS.index(kv[0][1])))])
+    mean_table = markdown_table(
+        ['row', 'seeds'] + header,
+        [[row, len(by_row[row])] +
+         [format_mean_std(summary[row][k], d, show_n=False)
+          for k, (_, d) in COLUMNS.items()] for row in rows])
+    seeds = sorted({s for s, _ in runs})
+    parts = [
+        '# FULLER calibration ablation', '',
+        f'{args.iters} iterations per run, seeds {seeds}; Delta_MTL over '
+        f'{"+".join(args.delta_metrics)} vs the single-task rows of the same '
+        'seed (lower is better); gamma = mean of the logged per-iteration '
+        'ratios; loss change = relative change of the mean training loss '
+        'over the last 20% of the iterations vs the 20% before.', '',
+        '## Mean ± sample std over seeds', '', mean_table, '',
+        '## Per seed', '', per_seed, ''
+    ]
+
+    fig = args.figure or osp.join(args.work_dir, 'fuller_ablation.png')
+    fig_dir = osp.dirname(fig) or '.'
+    files = dict(
+        markdown=osp.join(args.work_dir, 'ablation.md'),
+        json=osp.join(args.work_dir, 'ablation.json'),
+        figure=plot_bars(summary, BAR_METRICS, fig,
+                         title=f'FULLER ablation ({args.iters} iterations, '
+                         'mean ± sample std over seeds)'))
+    curves = {
+        row: {g: [r['curves'][g] for r in by_row[row]
+                  if g in r.get('curves', {})]
+              for g in GAMMAS}
+        for row in rows if row not in SINGLE_ROWS
+    }
+    files['gammas'] = plot_mean_curves(
+        curves, list(GAMMAS), osp.join(fig_dir, 'fuller_ablation_gammas.png'))
+
+    robustness: Dict[str, Dict[str, Dict[str, List[float]]]] = {}
+    if args.robustness:
+        for row in rows:
+            for result in by_row[row]:
+                for cond, metrics in (result.get('robustness') or {}).items():
+                    slot = robustness.setdefault(row, {}).setdefault(cond, {})
+                    for m, v in metrics.items():
+                        if v is not None:
+                            slot.setdefault(m, []).append(v)
+        table = []
+        for row, conds in robustness.items():
+            for cond, metrics in conds.items():
+                table.append([row, cond] + [
+                    format_mean_std(mean_std(metrics.get(m, [])), 4)
+                    for m in ROBUSTNESS_METRICS])
+        parts += ['## Robustness (mean ± sample std over seeds)', '',
+                  markdown_table(['row', 'condition'] +
+                                 list(ROBUSTNESS_METRICS), table), '']
+        if robustness:
+            from mtl_fusion.analysis.robustness import plot_robustness
+            files['robustness'] = osp.join(fig_dir, 'fuller_robustness.png')
+            plot_robustness(robustness, files['robustness'])
+
+    text = '\n'.join(parts)
+    os.makedirs(args.work_dir, exist_ok=True)
+    with open(files['markdown'], 'w') as f:
+        f.write(text)
+    with open(files['json'], 'w') as f:
+        json.dump(
+            dict(runs={f'{s}/{r}': v for (s, r), v in runs.items()},
+                 summary={row: {k: s._asdict() for k, s in stats.items()}
+                          for row, stats in summary.items()},
+                 robustness=robustness,
+                 settings=dict(iters=args.iters, seeds=seeds,
+                               delta_metrics=args.delta_metrics)),
+            f, indent=2)
+    print(text)
+    return dict(runs=runs, summary=summary, robustness=robustness,
+                files=files)
 
 
 def main(argv=None):
+    """Run the ablation (or, with ``--one``, a single run).
+
+    Args:
+        argv (list[str], optional): Arguments. Defaults to ``sys.argv``.
+
+    Returns:
+        dict: The output of :func:`summarize`, or with ``--one`` the run's
+        result.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
-    rows = {}
-    for seed in args.seeds:
-        root = osp.join(args.work_dir, f'seed{seed}')
-        single = {
-            task: run_one(_config(name, args, seed, osp.join(root, task)))
-            for task, name in SINGLE.items()
-        }
-        baselines = dict(mAP=single['det']['mAP'],
-                         mIoU=single['seg']['mIoU'])
-        rows[(seed, 'single-task')] = dict(
-            mAP=single['det']['mAP'], NDS=single['det']['NDS'],
-            mIoU=single['seg']['mIoU'], delta_mtl=None, gamma_task=None,
-            gamma_modal=None)
-        for variant in args.variants:
-            weighting, alpha = VARIANTS[variant]
-            cfg = _config(MTL, args, seed, osp.join(root, variant))
-            cfg.optim_wrapper.type = 'FullerOptimWrapper'
-            cfg.optim_wrapper.calibration = dict(
-                CALIBRATION, weighting=weighting,
-                gate=dict(alpha=alpha, momentum=0.2))
-            print_log(f'[ablation] seed {seed}: {variant}', logger='current')
-            result = run_one(cfg)
-            try:
-                result['delta_mtl'] = delta_mtl(
-                    dict(mAP=result['mAP'], mIoU=result['mIoU']), baselines)
-            except ValueError as err:  # a single-task baseline scored 0
-                print_log(f'[ablation] no Delta_MTL: {err}', logger='current')
-                result['delta_mtl'] = None
-            rows[(seed, variant)] = result
-            scalars = _training_scalars(cfg.work_dir)
-            if variant == 'both' and scalars is not None:
-                plot_calibration(
-                    load_calibration(scalars),
-                    osp.join(root, 'calibration_both.png'))
-    lines = [
-        '| seed | model | mAP | NDS | mIoU | Delta_MTL (%) | gamma_task '
-        '| gamma_modal |', '|---|---|---|---|---|---|---|---|'
-    ]
-    for (seed, name), r in rows.items():
-        lines.append(
-            f"| {seed} | {name} | {_fmt(r['mAP'])} | {_fmt(r['NDS'])} | "
-            f"{_fmt(r['mIoU'])} | {_fmt(r['delta_mtl'], 2)} | "
-            f"{_fmt(r['gamma_task'], 2)} | {_fmt(r['gamma_modal'], 2)} |")
-    table = '\n'.join(lines)
-    with open(osp.join(args.work_dir, 'ablation.md'), 'w') as f:
-        f.write(table + '\n')
-    with open(osp.join(args.work_dir, 'ablation.json'), 'w') as f:
-        json.dump({f'{s}/{n}': r for (s, n), r in rows.items()}, f, indent=2)
-    print(table)
-    return rows
+    if args.one is not None:
+        return run_one(args, *args.one)
+    todo = [(seed, row) for seed in args.seeds for row in args.rows]
+    if args.jobs == 1:
+        failed = _run_in_process(args, todo)
+    else:
+        failed = _run_subprocesses(args, todo, argv)
+    runs = {}
+    for seed, row in todo:
+        result = _load(args, seed, row)
+        if result is not None:
+            runs[(seed, row)] = result
+    out = summarize(args, runs)
+    if failed:
+        raise RuntimeError(f'{len(failed)} run(s) failed: {failed}')
+    return out
 
 
 if __name__ == '__main__':
