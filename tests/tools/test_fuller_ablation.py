@@ -265,6 +265,8 @@ def test_jobs_one_subprocesses_resume(tool, synthetic_nuscenes, tmp_path,
     monkeypatch.setattr(tool.subprocess, 'Popen', no_popen)
     again = tool.main(argv)
     assert again['runs'][(0, 'both')]['mAP'] == both['mAP']
+    # (the Runner itself starts subprocesses: collecting the environment)
+    monkeypatch.undo()
 
     # a run killed after iteration 1 resumes from its checkpoint (--one,
     # in this process)
