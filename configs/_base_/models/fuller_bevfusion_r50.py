@@ -2,8 +2,9 @@
 # setting: voxel 0.1 m over [-51.2, 51.2] m). Camera: ResNet-50 + FPN + LSS
 # (80 ch); LiDAR: SparseEncoder (256 ch); BEV 128 x 128 at 0.8 m (even, so
 # the decoder's stride-2 branch upsamples back to the same size); map masks
-# 200 x 200 at 0.5 m. The image backbone starts from random weights unless ImageNet
-# weights are supplied (nothing is downloaded), e.g.
+# 200 x 200 at 0.5 m (Fuller-seg decodes at the BEV cell size and upsamples
+# its logits to them). The image backbone starts from random weights unless
+# ImageNet weights are supplied (nothing is downloaded), e.g.
 #   --cfg-options model.img_backbone.init_cfg.type=Pretrained \
 #                 model.img_backbone.init_cfg.checkpoint=/path/resnet50.pth
 pc_range = [-51.2, -51.2, -5.0, 51.2, 51.2, 3.0]
@@ -105,4 +106,9 @@ model = dict(
             num_classes=num_map_classes,
             bev_range=[-51.2, -51.2, 51.2, 51.2],
             map_range=map_range,
-            map_resolution=map_resolution)))
+            map_resolution=map_resolution,
+            # F and the masks at the BEV cell size (125 x 125 here), keys
+            # pooled to 32 x 32 tokens, logits upsampled to the map grid;
+            # decode_at='map', token_pool=None is the map-grid head
+            decode_at='bev',
+            token_pool=32)))

@@ -3,8 +3,9 @@
 # Camera: ResNet-18 at 1/4 width + FPN + LSS without LiDAR depth (32 ch);
 # LiDAR: a 3-stage SparseEncoder (128 ch). Grid: LiDAR voxels 0.4 m over
 # [-51.2, 51.2] m, BEV features 64 x 64 at 1.6 m, map masks on the dataset's
-# map grid (as r50). Leaf configs drop a branch or a head by setting it to
-# None.
+# map grid (as r50; Fuller-seg decodes on 63 x 63 cells over the map extent,
+# 32 x 32 pooled tokens, inherited). Leaf configs drop a branch or a head by
+# setting it to None.
 _base_ = ['./fuller_bevfusion_r50.py']
 
 voxel_size = [0.4, 0.4, 0.2]
