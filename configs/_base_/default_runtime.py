@@ -12,3 +12,15 @@ log_processor = dict(window_size=10)
 # a checkpoint with non-finite weights (docs/nonfinite_guard.md). A config
 # that sets its own custom_hooks replaces this list: list this hook there too.
 custom_hooks = [dict(type='NonFiniteGuardHook')]
+
+# Scalars (losses, lr, FULLER's train/calib/* curves, test metrics) go to
+# vis_data/scalars.json (LocalVisBackend) and to TensorBoard event files
+# (vis_data/events.out.tfevents.*): `tensorboard --logdir work_dirs`.
+# mmdet3d keeps the visualizer in its dataset bases; this package keeps it
+# here, once for every config.
+vis_backends = [
+    dict(type='LocalVisBackend'),
+    dict(type='TensorboardVisBackend')
+]
+visualizer = dict(
+    type='Det3DLocalVisualizer', vis_backends=vis_backends, name='visualizer')

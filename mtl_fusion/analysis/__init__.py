@@ -6,12 +6,15 @@ Like ``mmengine.analysis``, this sits apart from the components: nothing in
 from . import ablation  # noqa: F401  (seeds: mean ± std, tables, charts)
 from .calibration_curves import (PREFIX, find_scalars, load_calibration,
                                  plot_calibration)
+from .demo_report import (load_run_calibration, plot_calibration_runs,
+                          write_metrics_report)
 from .prediction_pictures import visualize_results
 from .robustness import (apply_condition, plot_robustness,
                          robustness_conditions)
 
 __all__ = [
     'PREFIX', 'find_scalars', 'load_calibration', 'plot_calibration',
-    'visualize_results', 'robustness_conditions', 'apply_condition',
+    'visualize_results', 'load_run_calibration', 'plot_calibration_runs',
+    'write_metrics_report', 'robustness_conditions', 'apply_condition',
     'plot_robustness'
 ]

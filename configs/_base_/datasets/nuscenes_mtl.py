@@ -122,7 +122,3 @@ val_evaluator = dict(
         backend_args=backend_args),
     seg_metric=dict(type='BEVMapMetric', classes=map_classes))
 test_evaluator = val_evaluator
-
-vis_backends = [dict(type='LocalVisBackend')]
-visualizer = dict(
-    type='Det3DLocalVisualizer', vis_backends=vis_backends, name='visualizer')
