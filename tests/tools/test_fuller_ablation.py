@@ -37,7 +37,7 @@ def test_rows_override_the_calibration_config(tool, tmp_path):
         tool.CONFIG_DIR, tool.MTL_CALIB)).optim_wrapper.calibration.to_dict()
     assert tool.parse_args([]).rows == tool.ROWS
     assert tool.parse_args([]).seeds == [0, 1, 2]
-    assert len(tool.ROWS) == 12
+    assert len(tool.ROWS) == 14
 
     def calib(row):
         cfg = tool.build_config(args, 0, row)
@@ -54,6 +54,16 @@ def test_rows_override_the_calibration_config(tool, tmp_path):
     assert calib('both-deblock1') == dict(
         base, shared_layer='bev_neck.deblocks.1')
     assert calib('both@disjoint-balance') == base
+
+    # the original map-grid Fuller-seg, for the seg-head comparison
+    for row in ('single-seg+mapseg', 'both+mapseg'):
+        seg = tool.build_config(args, 0, row).model.task_heads.seg
+        assert seg.decode_at == 'map' and seg.token_pool is None
+    assert tool.build_config(args, 0, 'both').model.task_heads.seg[
+        'decode_at'] == 'bev'
+    assert calib('both+mapseg') == base
+    with pytest.raises(ValueError, match='unknown variant'):
+        tool.build_config(args, 0, 'both+fast')
 
     cfg = tool.build_config(args, 0, 'single-seg')
     assert 'calibration' not in cfg.optim_wrapper

@@ -121,10 +121,13 @@ _BASE_ROWS: Dict[str, Optional[dict]] = {
     'both-deblock1': dict(shared_layer='bev_neck.deblocks.1'),
 }
 LABEL_SETTINGS = ('disjoint-normal', 'disjoint-balance')
+# the original Fuller-seg, decoding on the map grid (the configs' default
+# decodes at the BEV feature's resolution, docs/fuller_seg.md)
+MAP_DECODE = dict(decode_at='map', token_pool=None)
 ROWS = list(_BASE_ROWS) + [
     f'{row}@{labels}' for labels in LABEL_SETTINGS
     for row in ('baseline', 'both')
-]
+] + ['single-seg+mapseg', 'both+mapseg']
 SINGLE_ROWS = ('single-det', 'single-seg')
 GAMMAS = ('gamma_task', 'gamma_modal')
 # per-run metrics, in table order: key -> (column title, decimals)
@@ -172,6 +175,9 @@ def parse_args(argv=None):
     parser.add_argument('--robustness', action='store_true',
                         help='also test every model under each robustness '
                         'condition (FULLER Fig. 7)')
+    parser.add_argument('--robustness-rows', nargs='+',
+                        default=['baseline', 'both'], choices=ROWS,
+                        help='rows tested under the robustness conditions')
     parser.add_argument('--figure', nargs='?', const=DEFAULT_FIGURE,
                         default=None,
                         help='bar chart path (without a value: '
@@ -246,7 +252,11 @@ def build_config(args, seed: int, row: str) -> Config:
         Config: Config with work dir, schedule, logging, checkpoints, seed,
         calibration and label setting of the run.
     """
-    name, _, labels = row.partition('@')
+    row_name, _, variant = row.partition('+')
+    name, _, labels = row_name.partition('@')
+    if variant not in ('', 'mapseg'):
+        raise ValueError(f'row {row!r}: unknown variant {variant!r} '
+                         "(known: 'mapseg')")
     if name == 'single-det':
         cfg = Config.fromfile(_config_path(args.det_config))
     elif name == 'single-seg':
@@ -280,6 +290,10 @@ def build_config(args, seed: int, row: str) -> Config:
         dataset = _train_dataset(cfg)
         dataset.task_labels = labels
         dataset.task_label_seed = seed
+    if variant == 'mapseg':
+        if cfg.model.task_heads.get('seg') is None:
+            raise ValueError(f'row {row!r}: the model has no seg head')
+        cfg.model.task_heads.seg.update(MAP_DECODE)
     return cfg
 
 
@@ -387,7 +401,7 @@ def run_one(args, seed: int, row: str) -> Dict[str, Any]:
             plot_calibration(
                 load_calibration(osp.join(cfg.work_dir, 'train_scalars.json')),
                 osp.join(cfg.work_dir, 'calibration.png'))
-    if args.robustness:
+    if args.robustness and row in args.robustness_rows:
         result['robustness'] = run_robustness(cfg, clean=result)
     return result
 
@@ -506,7 +520,8 @@ def _cached(args, seed: int, row: str) -> bool:
     if not osp.isfile(osp.join(run_dir(args, seed, row),
                                'final_metrics.json')):
         return False
-    return not args.robustness  # robustness conditions may be missing
+    # robustness conditions may be missing
+    return not (args.robustness and row in args.robustness_rows)
 
 
 def _run_in_process(args, todo) -> List[Tuple[int, str]]:
