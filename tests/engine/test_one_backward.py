@@ -254,3 +254,49 @@ def test_tiny_detector_split_equals_per_task(synthetic_nuscenes):
     for a, b in zip(results['per_task'][1], results['split'][1]):
         assert set(a) == set(b)
     _assert_same(results['per_task'], results['split'])
+
+
+def test_conv_fuser_weight_gradient_read_from_its_node(monkeypatch):
+    """With a conv fuser the gate's intra gradient is the conv's own weight
+    gradient of the backward (no recompute), and the step equals the
+    per-task reference."""
+    from fuser_gate_toys import ConvToy, conv_batch
+
+    from mtl_fusion.engine.optim_wrappers.model_binding import \
+        CalibrationBinding
+    slots = []
+    original = CalibrationBinding.intra_grad_slot
+
+    def spy(self, output):
+        slots.append(original(self, output))
+        return slots[-1]
+
+    monkeypatch.setattr(CalibrationBinding, 'intra_grad_slot', spy)
+    calib = dict(tasks=['det', 'seg'], shared_layer='shared',
+                 heads=['det_head', 'seg_head'], fuser='fuser',
+                 modalities=['lidar', 'camera'],
+                 intra_layer='fuser.layers.0.conv',
+                 gate=dict(alpha=0.1, momentum=0.2))
+    results = {}
+    for mode in ('per_task', 'split'):
+        torch.manual_seed(0)
+        model = ConvToy()
+        ow = FullerOptimWrapper(
+            torch.optim.SGD(model.parameters(), lr=0.5),
+            calibration=dict(calib, backward=mode))
+        ow.bind_model(model)
+        infos, grads = [], []
+        for step in range(3):
+            with ow.optim_context(model):
+                losses = model(**conv_batch(step), mode='loss')
+            parsed, _ = model.parse_losses(losses)
+            ow.backward(parsed)
+            infos.append(copy.deepcopy(ow.last_calibration))
+            grads.append({n: p.grad.clone()
+                          for n, p in model.named_parameters()})
+            ow.step()
+            ow.zero_grad()
+        results[mode] = (infos, grads)
+    # ConvolutionBackward0's outputs: (input, weight, bias)
+    assert slots == [1, 1, 1]
+    _assert_same(results['per_task'], results['split'])

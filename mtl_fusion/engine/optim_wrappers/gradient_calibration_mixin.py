@@ -516,10 +516,21 @@ class GradientCalibrationMixin:
                     call['grad'] + grad)
             return hook
 
+        def keep_weight(call, slot):
+            def hook(grad_inputs, grad_outputs):
+                call['weight_grad'] = grad_inputs[slot]
+            return hook
+
         if binding.intra_param is not None:
             for call in binding.intra_calls:
-                state['handles'].append(
-                    call['output'].register_hook(keep(call)))
+                slot = binding.intra_grad_slot(call['output'])
+                if slot is not None:
+                    state['handles'].append(
+                        call['output'].grad_fn.register_hook(
+                            keep_weight(call, slot)))
+                else:
+                    state['handles'].append(
+                        call['output'].register_hook(keep(call)))
 
         def on_backward(grads: Dict[str, Tensor]) -> Dict[str, float]:
             state['called'] = True

@@ -349,16 +349,43 @@ class CalibrationBinding:
         device = output.device.type
         self.intra_calls.append(dict(
             args=args, kwargs=kwargs, output=output, grad=None,
+            weight_grad=None,
             autocast=(device, torch.is_autocast_enabled(device),
                       torch.get_autocast_dtype(device))))
 
+    def intra_grad_slot(self, output: torch.Tensor) -> Optional[int]:
+        """Which gradient of ``output.grad_fn`` is the intra parameter's.
+
+        The node that produced the layer's output computes ``dL/dW`` together
+        with ``dL/d(input)``; when ``W`` enters it directly (or through a
+        dtype cast, as under autocast) that gradient is one of the node's
+        outputs, and a hook on the node reads it for free. None when ``W`` is
+        transformed on the way (e.g. ``Linear``'s transpose).
+        """
+        node = output.grad_fn
+        if node is None:
+            return None
+        for index, (fn, _) in enumerate(node.next_functions):
+            while fn is not None and type(fn).__name__ == 'ToCopyBackward0':
+                fn = fn.next_functions[0][0]
+            if fn is not None and getattr(fn, 'variable',
+                                          None) is self.intra_param:
+                return index
+        return None
+
     def intra_weight_grad(self) -> Optional[torch.Tensor]:
-        """``dL/dW`` of the intra parameter from the output gradients kept
-        by the calls' hooks: the layer is recomputed on its detached inputs
-        with a leaf copy of ``W`` (one forward and one weight-gradient op of
-        that layer). None when no call received a gradient."""
+        """``dL/dW`` of the intra parameter of this backward: read from the
+        layer's backward node (:meth:`intra_grad_slot`), or, where that is
+        not possible, from the output gradients kept by the calls' hooks by
+        recomputing the layer on its detached inputs with a leaf copy of
+        ``W`` (one forward and one weight-gradient op of that layer). None
+        when no call received a gradient."""
         total = None
         for call in self.intra_calls:
+            if call.get('weight_grad') is not None:
+                grad = call['weight_grad'].to(self.intra_param.dtype)
+                total = grad if total is None else total + grad
+                continue
             if call['grad'] is None:
                 continue
             leaf = self.intra_param.detach().requires_grad_()
