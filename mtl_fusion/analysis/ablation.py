@@ -22,6 +22,8 @@ import statistics
 from typing import (Any, Dict, Iterable, List, Mapping, NamedTuple, Optional,
                     Sequence, Tuple)
 
+from .calibration_curves import save_figure, scalar_records
+
 __all__ = [
     'MeanStd', 'mean_std', 'aggregate_runs', 'format_mean_std',
     'markdown_table', 'window_mean', 'relative_change', 'merge_scalars',
@@ -181,16 +183,9 @@ def merge_scalars(paths: Sequence[str],
     """
     by_iter: Dict[int, Dict[str, Any]] = {}
     for path in paths:
-        with open(path) as f:
-            for line in f:
-                line = line.strip()
-                if not line:
-                    continue
-                record = json.loads(line)
-                step = record.get('iter', record.get('step'))
-                if step is None or require not in record:
-                    continue
-                by_iter[int(step)] = record
+        for step, record in scalar_records(path):
+            if require in record:
+                by_iter[step] = record
     records = [by_iter[k] for k in sorted(by_iter)]
     if out is not None:
         os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
@@ -234,11 +229,7 @@ def _pyplot():
 
 
 def _save(fig, out: str) -> str:
-    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    _pyplot().close(fig)
-    return out
+    return save_figure(fig, out)
 
 
 def plot_bars(summary: Mapping[str, Mapping[str, MeanStd]],

@@ -11,9 +11,12 @@ import glob
 import json
 import os
 import os.path as osp
-from typing import Dict, List, Tuple
+from typing import Any, Dict, Iterator, List, Tuple
 
-__all__ = ['PREFIX', 'find_scalars', 'load_calibration', 'plot_calibration']
+__all__ = [
+    'PREFIX', 'find_scalars', 'load_calibration', 'plot_calibration',
+    'scalar_records', 'save_figure'
+]
 
 PREFIX = 'calib/'
 
@@ -37,6 +40,47 @@ def find_scalars(path: str) -> str:
     return max(hits, key=os.path.getmtime)
 
 
+def scalar_records(path: str) -> Iterator[Tuple[int, Dict[str, Any]]]:
+    """The records of one scalars.json with their iteration.
+
+    Args:
+        path (str): Path of mmengine's scalars.json (one JSON object per
+            line).
+
+    Yields:
+        tuple[int, dict]: ``iter`` (``step`` if absent) and the record, for
+        every record that has one.
+    """
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            record = json.loads(line)
+            step = record.get('iter', record.get('step'))
+            if step is not None:
+                yield int(step), record
+
+
+def save_figure(fig, out: str, **kwargs) -> str:
+    """Lay out, write (creating the folder) and close a matplotlib figure.
+
+    Args:
+        fig (matplotlib.figure.Figure): The figure.
+        out (str): PNG path.
+        **kwargs: Extra ``savefig`` arguments.
+
+    Returns:
+        str: ``out``.
+    """
+    import matplotlib.pyplot as plt
+    fig.tight_layout()
+    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
+    fig.savefig(out, dpi=100, **kwargs)
+    plt.close(fig)
+    return out
+
+
 def load_calibration(scalars: str) -> Dict[str, Tuple[List[int],
                                                       List[float]]]:
     """Collect every ``calib/*`` series from a scalars.json.
@@ -49,20 +93,12 @@ def load_calibration(scalars: str) -> Dict[str, Tuple[List[int],
         ``calib/`` prefix) to (iterations, values).
     """
     series: Dict[str, Tuple[List[int], List[float]]] = {}
-    with open(scalars) as f:
-        for line in f:
-            line = line.strip()
-            if not line:
-                continue
-            record = json.loads(line)
-            step = record.get('iter', record.get('step'))
-            if step is None:
-                continue
-            for key, value in record.items():
-                if key.startswith(PREFIX) and isinstance(value, (int, float)):
-                    xs, ys = series.setdefault(key[len(PREFIX):], ([], []))
-                    xs.append(int(step))
-                    ys.append(float(value))
+    for step, record in scalar_records(scalars):
+        for key, value in record.items():
+            if key.startswith(PREFIX) and isinstance(value, (int, float)):
+                xs, ys = series.setdefault(key[len(PREFIX):], ([], []))
+                xs.append(step)
+                ys.append(float(value))
     if not series:
         raise ValueError(f'{scalars} has no {PREFIX}* scalars; was the model '
                          'trained with FullerOptimWrapper?')
@@ -104,8 +140,4 @@ def plot_calibration(series: Dict[str, Tuple[List[int], List[float]]],
         ax.set_xlabel('iteration')
         if keys:
             ax.legend(fontsize=8)
-    fig.tight_layout()
-    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out)

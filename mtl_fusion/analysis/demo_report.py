@@ -14,7 +14,7 @@ import os
 import os.path as osp
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from .calibration_curves import load_calibration
+from .calibration_curves import load_calibration, save_figure
 
 __all__ = [
     'CURVE_PANELS', 'load_run_calibration', 'write_metrics_report',
@@ -158,8 +158,4 @@ def plot_calibration_runs(runs: Mapping[str, Series],
         ax.set_xlabel('iteration')
         if drawn:
             ax.legend(fontsize=8)
-    fig.tight_layout()
-    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out)

@@ -8,13 +8,12 @@ describes the corruptions.
 """
 import copy
 import math
-import os
-import os.path as osp
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
 from mtl_fusion.utils.pipelines import add_test_corruption, set_drop_modality
+from .calibration_curves import save_figure
 
 __all__ = [
     'CLEAN', 'METRICS', 'robustness_conditions', 'apply_condition',
@@ -184,8 +183,4 @@ def plot_robustness(results: Results,
         fontsize=8, loc='upper left', bbox_to_anchor=(1.01, 1.0))
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    os.makedirs(osp.dirname(osp.abspath(out_png)), exist_ok=True)
-    fig.savefig(out_png, dpi=100, bbox_inches='tight')
-    plt.close(fig)
-    return out_png
+    return save_figure(fig, out_png, bbox_inches='tight')
