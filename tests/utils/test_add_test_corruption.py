@@ -3,6 +3,7 @@ import os.path as osp
 
 import pytest
 from mmengine.config import Config
+from test_pipelines import SETTINGS, _types
 
 from mmdet3d.registry import TRANSFORMS
 from mtl_fusion.utils import (add_test_corruption, parse_corruption,
@@ -14,25 +15,6 @@ MTL = osp.join(REPO, 'configs', 'fuller',
                'fuller_tiny-fusion-mtl_1xb2-600i_synthetic-nus.py')
 PILLARS = osp.join(REPO, 'configs', 'pointpillars',
                    'pointpillars_hv_fpn_1xb2-2e_synthetic-nus.py')
-SETTINGS = dict(
-    data_root='data/x/',
-    class_names=['car'],
-    map_classes=['drivable_area'],
-    point_cloud_range=[-5.0, -5.0, -1.0, 5.0, 5.0, 1.0],
-    bev_xbound=[-4.0, 4.0, 0.5],
-    bev_ybound=[-4.0, 4.0, 0.5],
-    sweeps_num=3,
-    image_size=[32, 96],
-    img_resize_lim=[0.9, 1.1],
-    img_resize_relative=True,
-    img_rot_lim=[-5.4, 5.4],
-    bev_rot_range=[-0.1, 0.1],
-    bev_scale_range=[0.9, 1.1],
-    bev_translation_std=[0.5, 0.5, 0.5])
-
-
-def _types(pipeline):
-    return [step['type'] for step in pipeline]
 
 
 def _cfg(modalities=('lidar', 'camera'), shared=False):

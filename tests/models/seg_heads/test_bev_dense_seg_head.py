@@ -2,6 +2,7 @@
 import pytest
 import torch
 from mmdet3d.structures import Det3DDataSample
+from seg_head_inputs import overfit
 
 from mtl_fusion.models.seg_heads import BEVDenseSegHead
 from mtl_fusion.models.utils import count_parameters
@@ -61,12 +62,5 @@ def test_overfit_one_sample(seed):
     head = _head()
     feats = torch.randn(1, 8, 8, 8)
     samples = [_sample(_masks())]
-    optim = torch.optim.Adam(head.parameters(), lr=1e-2)
-    first = None
-    for _ in range(40):
-        loss = sum(head.loss(feats, samples).values())
-        first = loss.item() if first is None else first
-        optim.zero_grad()
-        loss.backward()
-        optim.step()
-    assert loss.item() < 0.3 * first
+    first, last = overfit(head, feats, samples, lr=1e-2)
+    assert last < 0.3 * first

@@ -5,47 +5,16 @@ map-grid head as a special case of the same code path."""
 import pytest
 import torch
 import torch.nn.functional as F
-from mmdet3d.structures import Det3DDataSample
+from seg_head_inputs import masks as _masks
+from seg_head_inputs import sample as _sample
+from seg_head_inputs import overfit, small_head
 
 from mtl_fusion.models.seg_heads import FullerSegHead
 from mtl_fusion.models.seg_heads.fuller_seg_head import cell_centres
 
-FEAT_RANGE = (-4.0, -4.0, 4.0, 4.0)  # 8 x 8 feature cells of 1 m
-MAP_RANGE = (-3.0, -3.0, 3.0, 3.0)  # 12 x 12 map cells of 0.5 m
-
 
 def _head(**kwargs):
-    cfg = dict(
-        in_channels=8,
-        num_classes=3,
-        embed_dims=16,
-        num_heads=2,
-        ffn_channels=32,
-        dropout=0.0,
-        bev_range=FEAT_RANGE,
-        map_range=MAP_RANGE,
-        map_resolution=0.5,
-        decode_at='bev',
-        token_pool=3)
-    cfg.update(kwargs)
-    head = FullerSegHead(**cfg)
-    head.init_weights()
-    return head
-
-
-def _sample(mask=None):
-    sample = Det3DDataSample()
-    if mask is not None:
-        sample.gt_bev_masks = mask
-    return sample
-
-
-def _masks():
-    masks = torch.zeros(3, 12, 12, dtype=torch.bool)
-    masks[0, :, :6] = True  # left half
-    masks[1, 3:9, 3:9] = True  # centre square, overlaps class 0
-    masks[2, 10:, :] = True  # top rows
-    return masks
+    return small_head(**dict(dict(decode_at='bev', token_pool=3), **kwargs))
 
 
 def _twin(head, **kwargs):
@@ -202,15 +171,8 @@ def test_overfit_one_sample(seed):
     head = _head()
     feats = torch.randn(1, 8, 8, 8)
     samples = [_sample(_masks())]
-    optim = torch.optim.Adam(head.parameters(), lr=3e-3)
-    first = None
-    for _ in range(40):
-        loss = sum(head.loss(feats, samples).values())
-        first = loss.item() if first is None else first
-        optim.zero_grad()
-        loss.backward()
-        optim.step()
-    assert loss.item() < 0.3 * first
+    first, last = overfit(head, feats, samples, lr=3e-3)
+    assert last < 0.3 * first
     head.eval()
     pred = head.predict(feats)[0] > 0.5
     iou = (pred & _masks()).sum() / (pred | _masks()).sum()
