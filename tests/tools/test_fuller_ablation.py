@@ -288,3 +288,23 @@ def test_jobs_one_subprocesses_resume(tool, synthetic_nuscenes, tmp_path,
     assert resumed['resumed_from'] == 1
     assert osp.isfile(run / 'iter_2.pth')
     assert resumed['curves']['gamma_task'][0] == [1, 2]
+
+
+def test_no_run_tabulates_finished_runs_only(tool, tmp_path, monkeypatch):
+    def no_run(*args, **kwargs):
+        raise AssertionError('--no-run started a run')
+
+    monkeypatch.setattr(tool, 'run_one', no_run)
+    monkeypatch.setattr(tool.subprocess, 'Popen', no_run)
+    result = _result(0, 'single-det', mAP=0.5, NDS=0.4)
+    os.makedirs(tmp_path / 'seed0' / 'single-det')
+    with open(tmp_path / 'seed0' / 'single-det' / 'final_metrics.json',
+              'w') as f:
+        json.dump(result, f)
+    out = tool.main(['--work-dir', str(tmp_path), '--seeds', '0', '1',
+                     '--rows', 'single-det', 'both', '--no-run',
+                     '--jobs', '2'])
+    assert list(out['runs']) == [(0, 'single-det')]
+    assert out['summary']['single-det']['mAP'].mean == pytest.approx(0.5)
+    with open(tmp_path / 'ablation.md') as f:
+        assert '| single-det | 1 | 0.5000 |' in f.read()

@@ -175,6 +175,9 @@ def parse_args(argv=None):
     parser.add_argument('--robustness', action='store_true',
                         help='also test every model under each robustness '
                         'condition (FULLER Fig. 7)')
+    parser.add_argument('--no-run', action='store_true',
+                        help='only tabulate the finished runs of the given '
+                        'seeds and rows (the missing ones are listed)')
     parser.add_argument('--robustness-rows', nargs='+',
                         default=['baseline', 'both'], choices=ROWS,
                         help='rows tested under the robustness conditions')
@@ -704,7 +707,13 @@ def main(argv=None):
     if args.one is not None:
         return run_one(args, *args.one)
     todo = [(seed, row) for seed in args.seeds for row in args.rows]
-    if args.jobs == 1:
+    if args.no_run:
+        missing = [(s, r) for s, r in todo if _load(args, s, r) is None]
+        if missing:
+            _progress(f'{len(missing)} run(s) not finished, left out of the '
+                      f'tables: {missing}')
+        failed = []
+    elif args.jobs == 1:
         failed = _run_in_process(args, todo)
     else:
         failed = _run_subprocesses(args, todo, argv)
