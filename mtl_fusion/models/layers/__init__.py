@@ -1,5 +1,10 @@
 """Building blocks shared by several heads."""
+from .bidirectional_window_block import BidirectionalWindowBlock
 from .coord_encoding import CoordEncoding
 from .query_decoder_layer import build_query_decoder_layer
+from .window_cross_attention import BEVWindowCrossAttention
 
-__all__ = ['CoordEncoding', 'build_query_decoder_layer']
+__all__ = [
+    'BidirectionalWindowBlock', 'BEVWindowCrossAttention', 'CoordEncoding',
+    'build_query_decoder_layer'
+]
