@@ -300,6 +300,11 @@ class FullerDetHead(BaseModule):
     def forward(self, feats: Features) -> Dict[str, Tensor]:
         """Predict heatmaps and per-query outputs.
 
+        The queries sit at the peaks chosen by :meth:`select_proposals`
+        from the detached sigmoid heatmap; what it returns is checked
+        (shape (B, K), integer dtype, values in range), else a ValueError
+        naming it.
+
         Args:
             feats (Tensor | Sequence[Tensor]): BEV feature of shape
                 (B, in_channels, Y, X), or feature levels that concatenate
@@ -329,13 +334,9 @@ class FullerDetHead(BaseModule):
         dense_heatmap = self.heatmap_head(bev)
 
         heatmap = dense_heatmap.detach().sigmoid()
-        pad = self.nms_kernel_size // 2
-        local_max = F.max_pool2d(
-            heatmap, kernel_size=self.nms_kernel_size, stride=1, padding=pad)
-        peaks = heatmap * (heatmap == local_max)
-        num_queries = min(self.num_proposals, self.num_classes * num_tokens)
-        top_idx = peaks.view(batch_size, -1).topk(
-            num_queries, dim=-1).indices
+        top_idx = self.select_proposals(heatmap)
+        self._check_proposals(top_idx, heatmap)
+        top_idx = top_idx.long()  # no copy when it is int64 already
         query_labels = torch.div(
             top_idx, num_tokens, rounding_mode='floor')
         query_index = top_idx % num_tokens  # (B, K)
@@ -363,6 +364,66 @@ class FullerDetHead(BaseModule):
             batch_size, self.num_classes, -1).gather(
                 2, query_index[:, None, :].expand(-1, self.num_classes, -1))
         return preds
+
+    def select_proposals(self, heatmap: Tensor) -> Tensor:
+        """Choose the query positions: the top heatmap peaks.
+
+        A cell is a peak of class c when its score is the maximum of its
+        ``nms_kernel_size`` x ``nms_kernel_size`` neighbourhood in class c;
+        the other cells score 0. The ``K = min(num_proposals, num_classes *
+        Y * X)`` best peaks over all classes and cells are kept.
+
+        :meth:`forward` calls this method and accepts any indices of the
+        shape, type and range documented below, so a caller may replace it
+        on an instance (e.g. a distiller that makes the student attend at
+        the teacher's proposals).
+
+        Args:
+            heatmap (Tensor): (B, num_classes, Y, X) sigmoid class heatmap,
+                detached.
+
+        Returns:
+            Tensor: (B, K) int64 flat indices ``class * (Y * X) + cell``,
+            ``cell = y * X + x``, in descending order of score.
+        """
+        batch_size = heatmap.shape[0]
+        num_cells = heatmap.shape[-2] * heatmap.shape[-1]
+        pad = self.nms_kernel_size // 2
+        local_max = F.max_pool2d(
+            heatmap, kernel_size=self.nms_kernel_size, stride=1, padding=pad)
+        peaks = heatmap * (heatmap == local_max)
+        num_queries = min(self.num_proposals, self.num_classes * num_cells)
+        return peaks.view(batch_size, -1).topk(num_queries, dim=-1).indices
+
+    def _check_proposals(self, top_idx: Tensor, heatmap: Tensor) -> None:
+        """Check what :meth:`select_proposals` returned."""
+        batch_size = heatmap.shape[0]
+        size = self.num_classes * heatmap.shape[-2] * heatmap.shape[-1]
+        num_queries = min(self.num_proposals, size)
+        where = f'{type(self).__name__}.select_proposals'
+        if not isinstance(top_idx, Tensor):
+            raise ValueError(f'{where} must return a Tensor, got '
+                             f'{type(top_idx).__name__}')
+        if top_idx.shape != (batch_size, num_queries):
+            raise ValueError(
+                f'{where} returned indices of shape '
+                f'{tuple(top_idx.shape)}; expected (B, K) = ({batch_size}, '
+                f'{num_queries}) with K = min(num_proposals, num_classes * '
+                'Y * X); proposals from another model need the same batch, '
+                'num_proposals, num_classes and BEV grid')
+        if top_idx.is_floating_point() or top_idx.is_complex() or \
+                top_idx.dtype == torch.bool:
+            raise ValueError(f'{where} returned {top_idx.dtype} indices; '
+                             'expected an integer dtype (int64)')
+        if top_idx.device != heatmap.device:
+            raise ValueError(f'{where} returned indices on {top_idx.device}'
+                             f'; the heatmap is on {heatmap.device}')
+        if top_idx.numel():
+            low, high = torch.stack(torch.aminmax(top_idx)).tolist()
+            if low < 0 or high >= size:
+                raise ValueError(
+                    f'{where} returned indices in [{low}, {high}]; expected '
+                    f'[0, {size}) = [0, num_classes * Y * X)')
 
     @staticmethod
     def _codes(preds: Dict[str, Tensor]) -> Tensor:

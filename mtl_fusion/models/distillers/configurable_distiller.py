@@ -1,4 +1,5 @@
 """A list-driven distiller: records -> connectors -> losses."""
+import functools
 from contextlib import contextmanager
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
 
@@ -8,7 +9,7 @@ from mmdet3d.registry import MODELS
 from mmengine.model import BaseModule, ModuleDict
 from torch import Tensor
 
-from ..recorders import RecorderManager, select_index
+from ..recorders import BaseRecorder, RecorderManager, select_index
 
 __all__ = ['ConfigurableDistiller']
 
@@ -62,6 +63,32 @@ class ConfigurableDistiller(BaseModule):
     levels), connectors apply per element and the loss is averaged over the
     pairs.
 
+    ``student_overrides`` make a student method return a teacher record
+    instead of computing, e.g. the proposals of a query head, so that the
+    student's queries sit where the teacher's do and can be distilled one
+    to one::
+
+        student_overrides=dict(
+            proposals=dict(source='task_heads.det.select_proposals',
+                           teacher='lidar.proposals'))
+        teacher_recorders=dict(lidar=dict(
+            proposals=dict(type='MethodOutputs',
+                           source='task_heads.det.select_proposals'),
+            ...))
+
+    ``source`` is ``'<module path>.<method>'`` on the student (the method
+    is wrapped on that instance only, like ``MethodOutputs`` recorders do);
+    ``teacher`` is a teacher reference as in the loss mappings (a string
+    or ``dict(recorder=..., index=None)``; no ``call``). Inside
+    :meth:`student_recording` only (the training step of
+    :class:`~mtl_fusion.models.algorithms.DistillationAlgorithm`), the
+    k-th call of the method (0-based, counted from the start of the block)
+    returns the teacher's k-th record of that recorder as it is (no copy,
+    no detach: teacher records carry no gradient). Everywhere else
+    (validation, testing, ``mode='tensor'``) the student's own method
+    runs. A student recorder on the same method records what the override
+    returns.
+
     Args:
         student_recorders (dict, optional): ``{name: recorder config}`` on
             the student. Defaults to None.
@@ -70,7 +97,18 @@ class ConfigurableDistiller(BaseModule):
         connectors (dict, optional): ``{name: connector config}``; trained
             with the student. Defaults to None.
         loss_mappings (list[dict]): The losses, as above.
+        student_overrides (dict, optional): ``{name: dict(source=...,
+            teacher=...)}``, as above. Defaults to None.
         init_cfg (dict, optional): Initialisation config. Defaults to None.
+
+    Raises:
+        KeyError: An override names an unknown teacher or teacher recorder,
+            or has missing or unknown keys (at build).
+        AttributeError: An override's source module or method does not
+            exist on the student (at :meth:`prepare`).
+        RuntimeError: The teacher holds no record for a call of an
+            overridden method (the teacher was not run in this step, or
+            recorded fewer calls).
     """
 
     def __init__(self,
@@ -78,6 +116,7 @@ class ConfigurableDistiller(BaseModule):
                  student_recorders: Optional[Dict[str, dict]] = None,
                  teacher_recorders: Optional[Dict[str, dict]] = None,
                  connectors: Optional[Dict[str, dict]] = None,
+                 student_overrides: Optional[Dict[str, dict]] = None,
                  init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
         if not loss_mappings:
@@ -100,6 +139,12 @@ class ConfigurableDistiller(BaseModule):
             m['name']: 1.0
             for m in self._mappings
         }
+        self._overrides: Dict[str, dict] = {}
+        for name, cfg in (student_overrides or {}).items():
+            self._overrides[name] = self._parse_override(name, cfg)
+        self._overriding = False
+        self._override_calls: Dict[str, int] = {}
+        self._overrides_installed = False
 
     # ------------------------------------------------------------------
     # config
@@ -181,6 +226,87 @@ class ConfigurableDistiller(BaseModule):
                            f'{sorted(manager.recorders)}')
         return _Ref(owner, recorder, call, index)
 
+    def _parse_override(self, name: str, cfg: dict) -> dict:
+        where = f'student_overrides[{name!r}]'
+        if not isinstance(cfg, dict):
+            raise TypeError(f'{where}: expected dict(source=..., '
+                            f'teacher=...), got {cfg!r}')
+        cfg = dict(cfg)
+        for key in ('source', 'teacher'):
+            if key not in cfg:
+                raise KeyError(f'{where}: missing {key!r}')
+        source = cfg.pop('source')
+        teacher = cfg.pop('teacher')
+        if cfg:
+            raise KeyError(f'{where}: unknown keys {sorted(cfg)}')
+        if not isinstance(source, str) or not source.rpartition('.')[2]:
+            raise ValueError(f"{where}: source must be '<module path>."
+                             "<method>' (e.g. "
+                             "'task_heads.det.select_proposals'), got "
+                             f'{source!r}')
+        for other, parsed in self._overrides.items():
+            if parsed['source'] == source:
+                raise ValueError(f'{where}: source {source!r} is already '
+                                 f'overridden by {other!r}')
+        if isinstance(teacher, dict) and 'call' in teacher:
+            raise ValueError(
+                f'{where}: the teacher reference takes no "call": the k-th '
+                "call of the student's method gets the teacher's k-th "
+                'record')
+        ref = self._parse_ref(teacher, 'teacher', where)
+        return dict(source=source, teacher=ref)
+
+    def _install_overrides(self, student: nn.Module) -> None:
+        """Wrap each overridden student method (on its instance)."""
+        if self._overrides_installed:
+            raise RuntimeError('ConfigurableDistiller: the student overrides '
+                               'are already installed (prepare was called '
+                               'twice)')
+        for name, override in self._overrides.items():
+            where = f'student override {name!r}'
+            module_path, _, method = override['source'].rpartition('.')
+            owner = BaseRecorder.resolve_module(student, module_path, where)
+            original = getattr(owner, method, None)
+            if original is None or not callable(original):
+                raise AttributeError(
+                    f'{where}: {type(owner).__name__} at '
+                    f'{module_path or "<student>"!r} has no method '
+                    f'{method!r}')
+            object.__setattr__(owner, method,
+                               self._override_wrapper(name, original))
+        self._overrides_installed = True
+
+    def _override_wrapper(self, name: str, original):
+        """``original``, or the teacher's record inside
+        :meth:`student_recording`."""
+
+        @functools.wraps(original)
+        def wrapper(*args, **kwargs):
+            if not self._overriding:
+                return original(*args, **kwargs)
+            return self._teacher_record_for(name)
+
+        return wrapper
+
+    def _teacher_record_for(self, name: str) -> Any:
+        """The teacher record that replaces the next call of override
+        ``name``."""
+        override = self._overrides[name]
+        ref = override['teacher']
+        call = self._override_calls.get(name, 0)
+        self._override_calls[name] = call + 1
+        where = f'student override {name!r}'
+        try:
+            value = self._manager(ref.owner).get(ref.recorder, call)
+        except (RuntimeError, IndexError) as e:
+            raise RuntimeError(
+                f"{where}: call {call} of the student's "
+                f"{override['source']!r} has no teacher record {ref!r} (run "
+                f'teacher {ref.owner!r} with its recorders before the '
+                'student, with as many calls): '
+                f'{e}') from e
+        return select_index(value, ref.index, f'{where} ({ref!r})')
+
     def _manager(self, owner: str, where: str = '') -> RecorderManager:
         if owner == 'student':
             return self.student_recorders
@@ -205,20 +331,29 @@ class ConfigurableDistiller(BaseModule):
     # wiring
     def prepare(self, student: nn.Module,
                 teachers: Dict[str, nn.Module]) -> None:
-        """Attach the recorders to the student and the teachers."""
+        """Attach the recorders to the student and the teachers, and wrap
+        the student's overridden methods (before its recorders, so that a
+        recorder on such a method records what the override returns)."""
         unknown = sorted(set(self.teacher_recorders) - set(teachers))
         if unknown:
             raise KeyError(f'teacher_recorders name teachers {unknown} that '
                            f'the algorithm does not have: {sorted(teachers)}')
+        self._install_overrides(student)
         self.student_recorders.initialize(student)
         for name, manager in self.teacher_recorders.items():
             manager.initialize(teachers[name])
 
     @contextmanager
     def student_recording(self) -> Iterator[None]:
-        """Record the student inside the ``with`` block."""
-        with self.student_recorders.recording():
-            yield
+        """Record the student inside the ``with`` block; the student
+        overrides return the teachers' records there."""
+        self._override_calls = {name: 0 for name in self._overrides}
+        self._overriding = True
+        try:
+            with self.student_recorders.recording():
+                yield
+        finally:
+            self._overriding = False
 
     @contextmanager
     def teacher_recording(self, name: str) -> Iterator[None]:

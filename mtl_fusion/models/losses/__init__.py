@@ -12,3 +12,6 @@ __all__ = [
     'HeatmapQualityFocalLoss', 'GTPositionRegressionLoss',
     'BEVMaskDistillLoss'
 ]
+from .query_box_distill_loss import QueryBoxDistillLoss  # noqa: E402
+
+__all__ += ['QueryBoxDistillLoss']
