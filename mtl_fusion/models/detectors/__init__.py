@@ -1,5 +1,6 @@
 """Detectors (full models)."""
 from .base_multi_task_detector import BaseMultiTaskDetector
 from .multi_task_bev_fusion import MultiTaskBEVFusion
+from .simdistill_student import SimDistillStudent
 
-__all__ = ['BaseMultiTaskDetector', 'MultiTaskBEVFusion']
+__all__ = ['BaseMultiTaskDetector', 'MultiTaskBEVFusion', 'SimDistillStudent']

@@ -149,6 +149,7 @@ class MultiTaskBEVFusion(BaseMultiTaskDetector):
         if has_lidar:
             check_encoder_channels(self.pts_voxel_encoder,
                                    self.pts_middle_encoder)
+        self.build_extra_branches()
         self.fuser = MODELS.build(fuser) if fuser is not None else None
         if self.fuser is not None:
             self._check_fuser_modalities()
@@ -157,6 +158,17 @@ class MultiTaskBEVFusion(BaseMultiTaskDetector):
         self.bev_neck = MODELS.build(bev_neck) if bev_neck else None
         # after the branches: parameters are created branches first
         self.build_task_heads()
+
+    def build_extra_branches(self) -> None:
+        """Hook for subclasses: build further BEV branches.
+
+        Called in ``__init__`` after the camera and LiDAR branches and
+        before the fuser (so parameters are still created branches first).
+        A subclass that adds a branch builds its modules here and appends
+        the branch name to ``self.modalities``, so that the fuser check sees
+        it; it then also produces that BEV in its :meth:`extract_bev`.
+        Does nothing by default.
+        """
 
     def _check_fuser_modalities(self) -> None:
         name = type(self.fuser).__name__
@@ -224,6 +236,26 @@ class MultiTaskBEVFusion(BaseMultiTaskDetector):
             probabilities (B, N, D, fH, fW) (softmax over the D depth
             candidates of the view transform's ``dbound``).
         """
+        feats = self.extract_img_feats(imgs)
+        geometry = stack_camera_params(
+            batch_data_samples, device=feats.device, dtype=torch.float32)
+        if self.view_transform.uses_lidar:
+            if points is None:
+                raise KeyError(f'{type(self.view_transform).__name__} uses '
+                               "LiDAR points: inputs['points'] is missing")
+            return self.view_transform(
+                feats, points, **geometry, return_depth=True)
+        return self.view_transform(feats, **geometry, return_depth=True)
+
+    def extract_img_feats(self, imgs: Tensor) -> Tensor:
+        """Per-camera image features: ``img_backbone`` -> ``img_neck``.
+
+        Args:
+            imgs (Tensor): (B, N, 3, H, W) normalised images.
+
+        Returns:
+            Tensor: (B, N, C, fH, fW), level ``img_feat_level`` of the neck.
+        """
         if imgs is None:
             raise KeyError("the camera branch needs inputs['imgs']; add the "
                            'multi-view image loading to the pipeline')
@@ -236,16 +268,7 @@ class MultiTaskBEVFusion(BaseMultiTaskDetector):
             feats = self.img_neck(feats)
         if isinstance(feats, (list, tuple)):
             feats = feats[self.img_feat_level]
-        feats = feats.unflatten(0, (num_b, num_n))
-        geometry = stack_camera_params(
-            batch_data_samples, device=feats.device, dtype=torch.float32)
-        if self.view_transform.uses_lidar:
-            if points is None:
-                raise KeyError(f'{type(self.view_transform).__name__} uses '
-                               "LiDAR points: inputs['points'] is missing")
-            return self.view_transform(
-                feats, points, **geometry, return_depth=True)
-        return self.view_transform(feats, **geometry, return_depth=True)
+        return feats.unflatten(0, (num_b, num_n))
 
     def extract_lidar_feat(self, voxel_dict: dict,
                            batch_size: int) -> Tensor:
@@ -297,14 +320,22 @@ class MultiTaskBEVFusion(BaseMultiTaskDetector):
             x = self.fuser({m: bev[m] for m in self.fuser.modalities})
         else:
             x = bev[self.modalities[0]]
+        return dict(feats=self.decode_bev(x), modality_feats=bev, depth=depth)
+
+    def decode_bev(self, x: Tensor) -> List[Tensor]:
+        """The shared BEV decoder: ``bev_backbone`` -> ``bev_neck``.
+
+        Args:
+            x (Tensor): (B, C, Y, X) fused (or single-branch) BEV.
+
+        Returns:
+            list[Tensor]: (B, C_i, Y, X) levels, input of the task heads.
+        """
         if self.bev_backbone is not None:
             x = self.bev_backbone(x)
         if self.bev_neck is not None:
             x = self.bev_neck(x)
-        return dict(
-            feats=feature_levels(x, 'bev_neck output'),
-            modality_feats=bev,
-            depth=depth)
+        return feature_levels(x, 'bev_neck output')
 
     def extract_feat(self, batch_inputs_dict: dict,
                      batch_data_samples: Sequence[Det3DDataSample]

@@ -1,10 +1,12 @@
 """Building blocks shared by several heads."""
 from .bidirectional_window_block import BidirectionalWindowBlock
 from .coord_encoding import CoordEncoding
+from .geometry_compensation import GeometryCompensationModule
 from .query_decoder_layer import build_query_decoder_layer
 from .window_cross_attention import BEVWindowCrossAttention
 
 __all__ = [
     'BidirectionalWindowBlock', 'BEVWindowCrossAttention', 'CoordEncoding',
-    'build_query_decoder_layer'
+    'build_query_decoder_layer',
+    'GeometryCompensationModule'
 ]
