@@ -14,6 +14,8 @@ import types
 import pytest
 from mmengine.config import Config
 
+from mtl_fusion.analysis import run_queue
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOL = osp.join(REPO, 'tools', 'analysis_tools', 'fuller_ablation.py')
 
@@ -219,7 +221,7 @@ def test_robustness_conditions_cached_per_condition(tool, tmp_path,
         tested.append((cfg.test_dataloader.dataset.note, checkpoint))
         return {tool.METRIC_KEYS['mAP']: 0.1 * len(tested)}
 
-    monkeypatch.setattr(tool, '_test', fake_test)
+    monkeypatch.setattr(tool, 'test_checkpoint', fake_test)
     args = _args(tool, tmp_path)
     cfg = tool.build_config(args, 0, 'both')
     os.makedirs(cfg.work_dir)
@@ -272,7 +274,7 @@ def test_jobs_one_subprocesses_resume(tool, synthetic_nuscenes, tmp_path,
     def no_popen(*args, **kwargs):
         raise AssertionError('a finished run was started again')
 
-    monkeypatch.setattr(tool.subprocess, 'Popen', no_popen)
+    monkeypatch.setattr(run_queue.subprocess, 'Popen', no_popen)
     again = tool.main(argv)
     assert again['runs'][(0, 'both')]['mAP'] == both['mAP']
     # (the Runner itself starts subprocesses: collecting the environment)
@@ -295,7 +297,7 @@ def test_no_run_tabulates_finished_runs_only(tool, tmp_path, monkeypatch):
         raise AssertionError('--no-run started a run')
 
     monkeypatch.setattr(tool, 'run_one', no_run)
-    monkeypatch.setattr(tool.subprocess, 'Popen', no_run)
+    monkeypatch.setattr(run_queue.subprocess, 'Popen', no_run)
     result = _result(0, 'single-det', mAP=0.5, NDS=0.4)
     os.makedirs(tmp_path / 'seed0' / 'single-det')
     with open(tmp_path / 'seed0' / 'single-det' / 'final_metrics.json',

@@ -68,30 +68,27 @@ Examples:
 """
 import argparse
 import copy
-import glob
 import json
 import math
 import os
 import os.path as osp
-import re
-import subprocess
 import sys
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
 from mmengine.config import Config
 from mmengine.logging import print_log
-from mmengine.runner import Runner, find_latest_checkpoint
+from mmengine.runner import find_latest_checkpoint
 
 import mtl_fusion  # noqa: F401  (compat shims + registration)
-from mtl_fusion.analysis import load_calibration, plot_calibration
 from mtl_fusion.analysis.ablation import (aggregate_runs, format_mean_std,
-                                          markdown_table, mean_std,
-                                          merge_scalars, plot_bars,
-                                          plot_mean_curves, relative_change,
-                                          window_mean)
+                                          markdown_table, mean_std, plot_bars,
+                                          plot_mean_curves)
+# training_statistics: also part of this tool's interface
+from mtl_fusion.analysis.run_queue import (  # noqa: F401
+    GAMMAS, RunProgress, configure_run, run_queue, test_checkpoint,
+    train_and_test, training_statistics)
 from mtl_fusion.evaluation.metrics.multi_task_metric import delta_mtl
-from mtl_fusion.utils import replace_data_root, set_max_iters
 
 # tools/analysis_tools/../.. is the checkout or, installed, mtl_fusion/.mim
 CONFIG_DIR = osp.join(
@@ -129,7 +126,6 @@ ROWS = list(_BASE_ROWS) + [
     for row in ('baseline', 'both')
 ] + ['single-seg+mapseg', 'both+mapseg']
 SINGLE_ROWS = ('single-det', 'single-seg')
-GAMMAS = ('gamma_task', 'gamma_modal')
 # per-run metrics, in table order: key -> (column title, decimals)
 COLUMNS = {
     'mAP': ('mAP', 4),
@@ -272,23 +268,8 @@ def build_config(args, seed: int, row: str) -> Config:
                              '`calibration` (use a -calib config)')
         cfg.optim_wrapper.calibration = _calibration(base.to_dict(),
                                                      _BASE_ROWS[name])
-    work_dir = run_dir(args, seed, row)
-    replace_data_root(cfg, args.data_root)
-    set_max_iters(cfg, args.iters)
-    cfg.train_cfg.val_interval = args.iters + 1
-    cfg.randomness = dict(seed=seed)
-    cfg.work_dir = work_dir
-    # mmengine keeps visualizers by name: one per run, so that each run's
-    # scalars land in its own work dir
-    cfg.visualizer.name = f'visualizer:{work_dir}'
-    interval = min(args.log_interval, args.iters)
-    cfg.default_hooks.logger.interval = interval
-    # the logged loss is the mean over the window: one window per record
-    cfg.log_processor.window_size = interval
-    cfg.default_hooks.checkpoint = dict(
-        type='CheckpointHook', by_epoch=False,
-        interval=min(args.ckpt_interval, args.iters), max_keep_ckpts=2,
-        save_last=True)
+    configure_run(cfg, run_dir(args, seed, row), args.iters, seed,
+                  args.data_root, args.log_interval, args.ckpt_interval)
     if labels:
         dataset = _train_dataset(cfg)
         dataset.task_labels = labels
@@ -300,68 +281,14 @@ def build_config(args, seed: int, row: str) -> Config:
     return cfg
 
 
-def _checkpoint_iter(path: Optional[str]) -> int:
-    match = re.search(r'iter_(\d+)\.pth$', path or '')
-    return int(match.group(1)) if match else 0
-
-
 def _metric(metrics: dict, name: str) -> Optional[float]:
     value = metrics.get(METRIC_KEYS[name])
     return None if value is None else float(value)
 
 
-def training_statistics(work_dir: str, iters: int) -> Dict[str, Any]:
-    """Gamma means, curves and the loss convergence check of a run.
-
-    Merges the run's ``*/vis_data/scalars.json`` (a resumed run has one per
-    start) into ``<work_dir>/train_scalars.json``.
-
-    Args:
-        work_dir (str): The run's work dir.
-        iters (int): Training iterations of the run.
-
-    Returns:
-        dict: ``gamma_*_last_half`` (mean over iterations in
-        ``(iters/2, iters]``), ``gamma_*_all``, ``curves`` (``{gamma:
-        [xs, ys]}``), ``loss_prev20`` / ``loss_last20`` (mean training loss
-        over ``(0.6, 0.8]`` / ``(0.8, 1]`` x iters) and ``loss_rel_change``
-        (their relative change in %); None where not logged.
-    """
-    paths = sorted(
-        glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')),
-        key=osp.getmtime)
-    merged = osp.join(work_dir, 'train_scalars.json')
-    records = merge_scalars(paths, out=merged)
-    out: Dict[str, Any] = {'curves': {}}
-    try:
-        series = load_calibration(merged)
-    except ValueError:  # a single-task run: no calibration scalars
-        series = {}
-    for key in GAMMAS:
-        xs, ys = series.get(key, ([], []))
-        out[f'{key}_last_half'] = window_mean(xs, ys, iters / 2, iters)
-        out[f'{key}_all'] = window_mean(xs, ys, 0, iters)
-        if xs:
-            out['curves'][key] = [xs, ys]
-    xs = [int(r.get('iter', r.get('step'))) for r in records]
-    ys = [r['loss'] for r in records]
-    out['loss_prev20'] = window_mean(xs, ys, 0.6 * iters, 0.8 * iters)
-    out['loss_last20'] = window_mean(xs, ys, 0.8 * iters, iters)
-    change = relative_change(out['loss_prev20'], out['loss_last20'])
-    out['loss_rel_change'] = None if change is None else 100.0 * change
-    return out
-
-
-def _test(cfg: Config, checkpoint: str) -> dict:
-    test_cfg = copy.deepcopy(cfg)
-    test_cfg.load_from = checkpoint
-    test_cfg.resume = False
-    return Runner.from_cfg(test_cfg).test()
-
-
 def run_one(args, seed: int, row: str) -> Dict[str, Any]:
     """Train (resuming if possible) and test one run; cached in its work
-    dir as ``final_metrics.json``.
+    dir as ``final_metrics.json`` (:func:`train_and_test`).
 
     Args:
         args (argparse.Namespace): Parsed options.
@@ -372,38 +299,11 @@ def run_one(args, seed: int, row: str) -> Dict[str, Any]:
         dict: The run's result (see the module docstring).
     """
     cfg = build_config(args, seed, row)
-    out = osp.join(cfg.work_dir, 'final_metrics.json')
-    if osp.isfile(out):
-        with open(out) as f:
-            result = json.load(f)
-        if result.get('iters', args.iters) != args.iters:
-            raise ValueError(
-                f'{out} is a run of {result["iters"]} iterations, not '
-                f'{args.iters}: use another --work-dir')
-    else:
-        latest = find_latest_checkpoint(cfg.work_dir)
-        resumed_from = _checkpoint_iter(latest)
-        start = time.perf_counter()
-        if resumed_from < args.iters:
-            train_cfg = copy.deepcopy(cfg)
-            train_cfg.resume = latest is not None
-            Runner.from_cfg(train_cfg).train()
-        train_s = time.perf_counter() - start
-        start = time.perf_counter()
-        metrics = _test(cfg, find_latest_checkpoint(cfg.work_dir))
-        test_s = time.perf_counter() - start
-        result = dict(seed=seed, row=row, iters=args.iters,
-                      **{name: _metric(metrics, name)
-                         for name in METRIC_KEYS})
-        result.update(training_statistics(cfg.work_dir, args.iters))
-        result.update(train_s=train_s, test_s=test_s,
-                      resumed_from=resumed_from)
-        with open(out, 'w') as f:
-            json.dump(result, f, indent=2)
-        if result['curves']:
-            plot_calibration(
-                load_calibration(osp.join(cfg.work_dir, 'train_scalars.json')),
-                osp.join(cfg.work_dir, 'calibration.png'))
+    result = train_and_test(
+        cfg, args.iters,
+        lambda metrics: {name: _metric(metrics, name)
+                         for name in METRIC_KEYS},
+        info=dict(seed=seed, row=row))
     if args.robustness and row in args.robustness_rows:
         result['robustness'] = run_robustness(cfg, clean=result)
     return result
@@ -451,7 +351,7 @@ def run_robustness(
             applied = apply_condition(test_cfg, condition)
             if applied is not None:  # a changed copy (or changed in place)
                 test_cfg = applied
-            metrics = _test(test_cfg, checkpoint)
+            metrics = test_checkpoint(test_cfg, checkpoint)
             results[name] = {
                 m: _metric(metrics, m)
                 for m in ROBUSTNESS_METRICS
@@ -483,40 +383,8 @@ def _fmt(value, digits):
     return f'{value:.{digits}f}'
 
 
-def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    return f'{seconds // 3600}h{seconds % 3600 // 60:02d}m{seconds % 60:02d}s'
-
-
 def _progress(message: str) -> None:
     print_log(f'[ablation] {message}', logger='current')
-
-
-class _Progress:
-    """Start/finish lines with an ETA from the mean wall time of the runs
-    finished so far."""
-
-    def __init__(self, total: int, jobs: int):
-        self.total, self.jobs = total, jobs
-        self.done, self.walls = 0, []
-
-    def started(self, index: int, seed: int, row: str) -> None:
-        _progress(f'start {index}/{self.total}: seed {seed} {row}')
-
-    def finished(self, seed: int, row: str, wall: Optional[float],
-                 status: str = 'done') -> None:
-        self.done += 1
-        if wall is not None:
-            self.walls.append(wall)
-        line = f'{status} {self.done}/{self.total}: seed {seed} {row}'
-        if wall is not None:
-            line += f' in {_duration(wall)}'
-        left = self.total - self.done
-        if self.walls and left:
-            mean = sum(self.walls) / len(self.walls)
-            line += (f'; ETA {_duration(mean * left / self.jobs)} for {left} '
-                     f'run(s) ({_duration(mean)} per run)')
-        _progress(line)
 
 
 def _cached(args, seed: int, row: str) -> bool:
@@ -528,7 +396,7 @@ def _cached(args, seed: int, row: str) -> bool:
 
 
 def _run_in_process(args, todo) -> List[Tuple[int, str]]:
-    progress = _Progress(len(todo), 1)
+    progress = RunProgress(len(todo), 1)
     for index, (seed, row) in enumerate(todo, 1):
         if _cached(args, seed, row):
             progress.finished(seed, row, None, 'cached')
@@ -543,36 +411,11 @@ def _run_in_process(args, todo) -> List[Tuple[int, str]]:
 def _run_subprocesses(args, todo, argv: List[str]) -> List[Tuple[int, str]]:
     """Run each (seed, row) as ``--one SEED ROW``, ``args.jobs`` at a
     time; returns the failed runs."""
-    progress = _Progress(len(todo), args.jobs)
-    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
-    queue = list(enumerate(todo, 1))
-    running: Dict[Any, Tuple[int, str, float, Any]] = {}
-    failed = []
-    while queue or running:
-        while queue and len(running) < args.jobs:
-            index, (seed, row) = queue.pop(0)
-            if _cached(args, seed, row):
-                progress.finished(seed, row, None, 'cached')
-                continue
-            folder = run_dir(args, seed, row)
-            os.makedirs(folder, exist_ok=True)
-            log = open(osp.join(folder, 'subprocess.log'), 'a')
-            cmd = [sys.executable, osp.abspath(__file__)] + argv + [
-                '--one', str(seed), row]
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                    env=env)
-            running[proc] = (seed, row, time.perf_counter(), log)
-            progress.started(index, seed, row)
-        time.sleep(0.5)
-        for proc in [p for p in running if p.poll() is not None]:
-            seed, row, start, log = running.pop(proc)
-            log.close()
-            status = 'done'
-            if proc.returncode != 0:
-                status = f'FAILED (rc={proc.returncode}, see {log.name})'
-                failed.append((seed, row))
-            progress.finished(seed, row, time.perf_counter() - start, status)
-    return failed
+    return run_queue(
+        todo, args.jobs, lambda seed, row: _cached(args, seed, row),
+        lambda seed, row: [sys.executable, osp.abspath(__file__)] + argv +
+        ['--one', str(seed), row],
+        lambda seed, row: run_dir(args, seed, row))
 
 
 def _load(args, seed: int, row: str) -> Optional[dict]:

@@ -1,0 +1,68 @@
+"""run_queue: dependencies, failures, cached runs (real subprocesses)."""
+import os.path as osp
+import sys
+
+import pytest
+
+from mtl_fusion.analysis.run_queue import duration, run_queue
+
+
+def _queue(tmp_path, todo, fail=(), cached=(), deps=None, jobs=2):
+    order = tmp_path / 'order.txt'
+
+    def command(seed, row):
+        code = (f'open({str(order)!r}, "a").write("{seed}/{row}\\n"); '
+                f'raise SystemExit({int((seed, row) in fail)})')
+        return [sys.executable, '-c', code]
+
+    failed = run_queue(
+        todo, jobs, lambda s, r: (s, r) in cached, command,
+        lambda s, r: str(tmp_path / f'{s}-{r}'),
+        depends_on=deps)
+    lines = order.read_text().split() if osp.isfile(order) else []
+    return failed, lines
+
+
+def test_dependent_runs_start_after_their_teachers(tmp_path):
+    todo = [(0, 'kd'), (0, 'det'), (0, 'seg'), (1, 'det')]
+
+    def deps(seed, row):
+        return [(seed, 'det'), (seed, 'seg')] if row == 'kd' else []
+
+    failed, order = _queue(tmp_path, todo, deps=deps)
+    assert failed == []
+    assert sorted(order) == ['0/det', '0/kd', '0/seg', '1/det']
+    assert order.index('0/kd') > max(order.index('0/det'),
+                                     order.index('0/seg'))
+    assert osp.isfile(tmp_path / '0-kd' / 'subprocess.log')
+
+
+def test_failed_dependency_skips_the_run(tmp_path):
+    todo = [(0, 'det'), (0, 'kd')]
+    failed, order = _queue(tmp_path, todo, fail={(0, 'det')},
+                           deps=lambda s, r: [(s, 'det')] if r == 'kd'
+                           else [], jobs=1)
+    assert set(failed) == {(0, 'det'), (0, 'kd')}
+    assert order == ['0/det']
+
+
+def test_cached_runs_and_outside_dependencies(tmp_path):
+    # (0, 'det') is not in todo but finished: kd may run
+    failed, order = _queue(tmp_path, [(0, 'kd'), (0, 'seg')],
+                           cached={(0, 'det'), (0, 'seg')},
+                           deps=lambda s, r: [(s, 'det')])
+    assert failed == [] and order == ['0/kd']
+    # an absent dependency outside todo is a failure, not a wait
+    failed, _ = _queue(tmp_path, [(1, 'kd')],
+                       deps=lambda s, r: [(s, 'det')])
+    assert failed == [(1, 'kd')]
+
+
+def test_cycle_raises(tmp_path):
+    with pytest.raises(RuntimeError, match='wait for each other'):
+        _queue(tmp_path, [(0, 'a'), (0, 'b')],
+               deps=lambda s, r: [(s, 'b' if r == 'a' else 'a')])
+
+
+def test_duration():
+    assert duration(3723.4) == '1h02m03s'

@@ -1,0 +1,279 @@
+"""DMFuser's table on the synthetic world, over several seeds.
+
+For every seed, trains and evaluates one model per *row*:
+
+* ``single-det``, ``single-seg``: the single-task fusion experts (FULLER's
+  tiny fusion-det / fusion-seg configs), also the teachers of the ``kd``
+  rows of the same seed and the Delta_MTL baselines;
+* ``conv``: the multi-task baseline with ``ConcatConvFuser`` (losses 1:1);
+* ``attn``: the same with ``CrossModalAttentionFuser``;
+* ``attn-calib``: ``attn`` with FULLER's gradient calibration;
+* ``kd``: ``attn`` distilled from the two experts (DMFuser);
+* ``kd-calib``: distillation + FULLER calibration.
+
+A ``kd`` run starts once the experts of its seed have finished, and reads
+their last checkpoints. Runs are resumable and cached like those of
+``fuller_ablation.py`` (``<work-dir>/seed<S>/<row>/final_metrics.json``;
+both tools share :mod:`mtl_fusion.analysis.run_queue`), so the experts can
+be the ``single-det`` / ``single-seg`` runs of a FULLER ablation with the
+same ``--iters``. Outputs: ``<work-dir>/dmfuser_table.md`` / ``.json`` and
+a bar chart (``--figure``).
+
+Example:
+    python tools/analysis_tools/dmfuser_table.py --iters 300 --seeds 0 1 \\
+        --jobs 2 --figure resources/dmfuser_table.png
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import sys
+from typing import Any, Dict, List, Optional, Tuple
+
+from mmengine.config import Config
+from mmengine.logging import print_log
+
+import mtl_fusion  # noqa: F401  (compat shims + registration)
+from mtl_fusion.analysis.ablation import (aggregate_runs, format_mean_std,
+                                          markdown_table, plot_bars)
+from mtl_fusion.analysis.run_queue import (configure_run, run_queue,
+                                           train_and_test)
+from mtl_fusion.evaluation.metrics.multi_task_metric import delta_mtl
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+CONFIGS = dict(
+    (row, osp.join(REPO, 'configs', folder, f'{name}_1xb2-600i_synthetic-'
+                   'nus.py')) for row, folder, name in [
+                       ('single-det', 'fuller', 'fuller_tiny-fusion-det'),
+                       ('single-seg', 'fuller', 'fuller_tiny-fusion-seg'),
+                       ('conv', 'fuller', 'fuller_tiny-fusion-mtl'),
+                       ('attn', 'dmfuser', 'dmfuser_tiny-fusion-mtl-attn'),
+                       ('attn-calib', 'dmfuser',
+                        'dmfuser_tiny-fusion-mtl-attn-calib'),
+                       ('kd', 'dmfuser', 'dmfuser_tiny-fusion-mtl-attn-kd'),
+                       ('kd-calib', 'dmfuser',
+                        'dmfuser_tiny-fusion-mtl-attn-kd-calib'),
+                   ])
+ROWS = list(CONFIGS)
+# teacher name in the kd configs -> the row that trains it
+TEACHER_ROWS = dict(det='single-det', seg='single-seg')
+METRIC_KEYS = dict(
+    mAP='NuScenes metric/pred_instances_3d_NuScenes/mAP',
+    NDS='NuScenes metric/pred_instances_3d_NuScenes/NDS',
+    mIoU='map/mean/iou@max')
+BASELINE_ROW = dict(mAP='single-det', NDS='single-det', mIoU='single-seg')
+COLUMNS = {
+    'mAP': ('mAP', 4),
+    'NDS': ('NDS', 4),
+    'mIoU': ('mIoU', 4),
+    'delta_mtl': ('Delta_MTL (%)', 2),
+    'params_m': ('params (M)', 3),
+    'params_vs_experts': ('params / experts', 3),
+    'loss_rel_change': ('loss change, last 20% (%)', 1),
+    'train_s': ('train (s)', 0),
+}
+BAR_METRICS = {
+    'mAP': 'mAP',
+    'NDS': 'NDS',
+    'mIoU': 'mIoU',
+    'delta_mtl': 'Delta_MTL (%, lower is better)'
+}
+
+
+def parse_args(argv=None):
+    """Command line of the tool (see the module docstring)."""
+    parser = argparse.ArgumentParser(
+        description=__doc__.split('\n')[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--data-root', default='data/synthetic-nuscenes')
+    parser.add_argument('--work-dir', default='work_dirs/dmfuser_table')
+    parser.add_argument('--iters', type=int, default=300)
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    parser.add_argument('--rows', nargs='+', default=ROWS, choices=ROWS,
+                        metavar='ROW', help=f'rows: {", ".join(ROWS)}')
+    parser.add_argument('--jobs', type=int, default=1,
+                        help='runs in parallel (subprocesses, one thread)')
+    parser.add_argument('--no-run', action='store_true',
+                        help='only tabulate the finished runs')
+    parser.add_argument('--figure', default=None,
+                        help='bar chart path (default: in --work-dir)')
+    parser.add_argument('--log-interval', type=int, default=1)
+    parser.add_argument('--ckpt-interval', type=int, default=100)
+    parser.add_argument('--one', nargs=2, metavar=('SEED', 'ROW'),
+                        help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.one is not None:
+        if args.one[1] not in ROWS:
+            parser.error(f'--one: unknown row {args.one[1]!r}')
+        args.one = (int(args.one[0]), args.one[1])
+    if min(args.jobs, args.iters, args.log_interval, args.ckpt_interval) < 1:
+        parser.error('--jobs, --iters, --log-interval and --ckpt-interval '
+                     'must be >= 1')
+    return args
+
+
+def run_dir(args, seed: int, row: str) -> str:
+    """Work dir of one run."""
+    return osp.join(args.work_dir, f'seed{seed}', row)
+
+
+def teacher_checkpoint(args, seed: int, teacher: str) -> str:
+    """The last checkpoint of the expert that teaches ``teacher``."""
+    return osp.join(
+        run_dir(args, seed, TEACHER_ROWS[teacher]), f'iter_{args.iters}.pth')
+
+
+def depends_on(args, seed: int, row: str) -> List[Tuple[int, str]]:
+    """The runs a row needs first (the experts of its seed for kd rows)."""
+    if row.startswith('kd'):
+        return [(seed, r) for r in TEACHER_ROWS.values()]
+    return []
+
+
+def build_config(args, seed: int, row: str) -> Config:
+    """The training config of one (seed, row) run."""
+    cfg = Config.fromfile(CONFIGS[row])
+    configure_run(cfg, run_dir(args, seed, row), args.iters, seed,
+                  args.data_root, args.log_interval, args.ckpt_interval)
+    if cfg.model.type == 'DistillationAlgorithm':
+        for name in cfg.model.teachers:
+            if name not in TEACHER_ROWS:
+                raise KeyError(f'{CONFIGS[row]}: teacher {name!r} has no '
+                               f'expert row ({sorted(TEACHER_ROWS)})')
+            cfg.model.teachers[name].checkpoint = teacher_checkpoint(
+                args, seed, name)
+    return cfg
+
+
+def count_params(cfg: Config) -> float:
+    """Parameters (millions) of the deployed model: the student of a
+    distillation config."""
+    from mmdet3d.registry import MODELS
+    model_cfg = cfg.model
+    if model_cfg.type == 'DistillationAlgorithm':
+        model_cfg = model_cfg.student
+    model = MODELS.build(model_cfg)
+    return sum(p.numel() for p in model.parameters()) / 1e6
+
+
+def _metric(metrics: dict, name: str) -> Optional[float]:
+    value = metrics.get(METRIC_KEYS[name])
+    return None if value is None else float(value)
+
+
+def run_one(args, seed: int, row: str) -> Dict[str, Any]:
+    """Train (resuming) and test one run; cached as final_metrics.json."""
+    cfg = build_config(args, seed, row)
+    return train_and_test(
+        cfg, args.iters,
+        lambda metrics: {n: _metric(metrics, n)
+                         for n in METRIC_KEYS},
+        info=dict(seed=seed, row=row))
+
+
+def _load(args, seed: int, row: str) -> Optional[dict]:
+    path = osp.join(run_dir(args, seed, row), 'final_metrics.json')
+    if not osp.isfile(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def _fmt(value, digits):
+    return '-' if value is None else f'{value:.{digits}f}'
+
+
+def summarize(args, runs: Dict[Tuple[int, str], dict]) -> Dict[str, Any]:
+    """Delta_MTL, parameters, per-seed and mean ± std tables, chart."""
+    rows = [r for r in ROWS if any(row == r for _, row in runs)]
+    params = {
+        r: count_params(Config.fromfile(CONFIGS[r]))
+        for r in rows
+    }
+    experts = params.get('single-det', 0) + params.get('single-seg', 0)
+    for (seed, row), result in runs.items():
+        result['params_m'] = params[row]
+        result['params_vs_experts'] = None
+        result['delta_mtl'] = None
+        if row in TEACHER_ROWS.values():
+            continue
+        if experts:
+            result['params_vs_experts'] = params[row] / experts
+        base, cur = {}, {}
+        for m in ('mAP', 'mIoU'):
+            single = runs.get((seed, BASELINE_ROW[m]))
+            if single and single.get(m) and result.get(m) is not None:
+                base[m], cur[m] = single[m], result[m]
+        if len(base) == 2:
+            result['delta_mtl'] = delta_mtl(cur, base)
+    by_row = {r: [runs[k] for k in sorted(runs) if k[1] == r] for r in rows}
+    summary = aggregate_runs(by_row, list(COLUMNS))
+    header = [title for title, _ in COLUMNS.values()]
+    per_seed = markdown_table(
+        ['seed', 'row'] + header,
+        [[s, r] + [_fmt(res.get(k), d) for k, (_, d) in COLUMNS.items()]
+         for (s, r), res in sorted(
+             runs.items(), key=lambda kv: (kv[0][0], ROWS.index(kv[0][1])))])
+    means = markdown_table(
+        ['row', 'seeds'] + header,
+        [[r, len(by_row[r])] +
+         [format_mean_std(summary[r][k], d, show_n=False)
+          for k, (_, d) in COLUMNS.items()] for r in rows])
+    seeds = sorted({s for s, _ in runs})
+    text = '\n'.join([
+        '# DMFuser table (synthetic world)', '',
+        f'{args.iters} iterations per run, seeds {seeds}; Delta_MTL over '
+        'mAP+mIoU vs the experts of the same seed (lower is better); '
+        'params / experts = parameters of the deployed model over the two '
+        'experts run side by side.', '', '## Mean ± sample std over seeds',
+        '', means, '', '## Per seed', '', per_seed, ''
+    ])
+    os.makedirs(args.work_dir, exist_ok=True)
+    files = dict(markdown=osp.join(args.work_dir, 'dmfuser_table.md'),
+                 json=osp.join(args.work_dir, 'dmfuser_table.json'))
+    with open(files['markdown'], 'w') as f:
+        f.write(text)
+    with open(files['json'], 'w') as f:
+        json.dump(dict(runs={f'{s}/{r}': v for (s, r), v in runs.items()},
+                       summary={r: {k: v._asdict() for k, v in st.items()}
+                                for r, st in summary.items()},
+                       settings=dict(iters=args.iters, seeds=seeds)),
+                  f, indent=2)
+    files['figure'] = plot_bars(
+        summary, BAR_METRICS,
+        args.figure or osp.join(args.work_dir, 'dmfuser_table.png'),
+        title=f'DMFuser table ({args.iters} iterations, mean ± sample std)')
+    print(text)
+    return dict(runs=runs, summary=summary, files=files)
+
+
+def main(argv=None):
+    """Run the table (or, with ``--one``, a single run)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    if args.one is not None:
+        return run_one(args, *args.one)
+    todo = [(s, r) for s in args.seeds for r in args.rows]
+    failed = []
+    if not args.no_run:
+        failed = run_queue(
+            todo, args.jobs,
+            lambda s, r: _load(args, s, r) is not None,
+            lambda s, r: [sys.executable, osp.abspath(__file__)] + argv +
+            ['--one', str(s), r],
+            lambda s, r: run_dir(args, s, r),
+            depends_on=lambda s, r: depends_on(args, s, r),
+            prefix='[dmfuser]')
+    runs = {k: v for k in todo for v in [_load(args, *k)] if v is not None}
+    missing = [k for k in todo if k not in runs]
+    if missing:
+        print_log(f'[dmfuser] not finished, left out: {missing}',
+                  logger='current')
+    out = summarize(args, runs)
+    if failed:
+        raise RuntimeError(f'{len(failed)} run(s) failed: {failed}')
+    return out
+
+
+if __name__ == '__main__':
+    main()
