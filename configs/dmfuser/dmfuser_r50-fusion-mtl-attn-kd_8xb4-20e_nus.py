@@ -39,5 +39,6 @@ custom_hooks = [
     dict(type='DistillLossWeightScheduleHook', by_epoch=True,
          growth=dict(type='sqrt', scale=0.2, offset=0.04))
 ]
-val_cfg = dict(type='DistillValLoop', evaluate_teachers=True)
-test_cfg = dict(type='DistillTestLoop', evaluate_teachers=True)
+# each expert predicts one task only: not scored by the multi-task evaluator
+val_cfg = dict(type='DistillValLoop', evaluate_teachers=False)
+test_cfg = dict(type='DistillTestLoop', evaluate_teachers=False)

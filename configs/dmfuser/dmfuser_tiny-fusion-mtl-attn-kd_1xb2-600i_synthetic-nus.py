@@ -33,5 +33,7 @@ custom_hooks = [
     dict(type='NonFiniteGuardHook'),
     dict(type='DistillLossWeightScheduleHook', warmup=50)
 ]
-val_cfg = dict(type='DistillValLoop', evaluate_teachers=True)
-test_cfg = dict(type='DistillTestLoop', evaluate_teachers=True)
+# the student's evaluator scores det and seg; each expert predicts one task
+# only, so the experts are not evaluated here (their own runs score them)
+val_cfg = dict(type='DistillValLoop', evaluate_teachers=False)
+test_cfg = dict(type='DistillTestLoop', evaluate_teachers=False)
