@@ -149,6 +149,10 @@ def count_params(cfg: Config) -> float:
     """Parameters (millions) of the deployed model: the student of a
     distillation config."""
     from mmdet3d.registry import MODELS
+    from mmengine.registry import init_default_scope
+
+    # the runs set the scope in their own processes; this one has none yet
+    init_default_scope(cfg.get('default_scope', 'mmdet3d'))
     model_cfg = cfg.model
     if model_cfg.type == 'DistillationAlgorithm':
         model_cfg = model_cfg.student

@@ -1,0 +1,286 @@
+"""SimDistill's ablation on the synthetic world, over several seeds.
+
+For every seed, trains and evaluates one model per *row*:
+
+* ``teacher``: the tiny FULLER fusion detector (camera + LiDAR), the
+  teacher of every distilled row of the same seed;
+* ``baseline``: the camera-only baseline, one LSS branch, no distillation;
+* ``student``: the SimDistill student (camera + simulated-LiDAR branches
+  with GCM) trained on its own det loss, without distillation;
+* ``imd``, ``imd-cmd``, ``imd-cmd-mmdf``, ``full``: the student distilled
+  with the losses added one by one (``full`` = IMD + CMD + MMD-F + MMD-P);
+* ``full-nogcm``: ``full`` with a student without the GCM.
+
+A distilled row starts once the teacher of its seed has finished and reads
+its last checkpoint. ``--teacher-run`` reuses a finished fusion-det run
+instead (e.g. the ``single-det`` expert of ``dmfuser_table.py`` trained with
+the same ``--iters``: ``work_dirs/dmfuser_table/seed{seed}/single-det``).
+Runs are resumable and cached like those of the other table tools
+(:mod:`mtl_fusion.analysis.run_queue`). Outputs:
+``<work-dir>/simdistill_ablation.md`` / ``.json`` and a bar chart
+(``--figure``).
+
+Example:
+    python tools/analysis_tools/simdistill_ablation.py --iters 300 \\
+        --seeds 0 1 --jobs 2 --figure resources/simdistill_ablation.png
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import sys
+from typing import Any, Dict, List, Optional, Tuple
+
+from mmengine.config import Config
+from mmengine.logging import print_log
+
+import mtl_fusion  # noqa: F401  (compat shims + registration)
+from mtl_fusion.analysis.ablation import (aggregate_runs, format_mean_std,
+                                          markdown_table, plot_bars)
+from mtl_fusion.analysis.run_queue import (configure_run, run_queue,
+                                           train_and_test)
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+SUFFIX = '_1xb2-600i_synthetic-nus.py'
+CONFIGS = dict(
+    (row, osp.join(REPO, 'configs', folder, name + SUFFIX))
+    for row, folder, name in [
+        ('teacher', 'fuller', 'fuller_tiny-fusion-det'),
+        ('baseline', 'simdistill', 'simdistill_tiny-cam-baseline'),
+        ('student', 'simdistill', 'simdistill_tiny-cam-det'),
+        ('imd', 'simdistill', 'simdistill_tiny-cam-det-kd-imd'),
+        ('imd-cmd', 'simdistill', 'simdistill_tiny-cam-det-kd-imd-cmd'),
+        ('imd-cmd-mmdf', 'simdistill',
+         'simdistill_tiny-cam-det-kd-imd-cmd-mmdf'),
+        ('full', 'simdistill', 'simdistill_tiny-cam-det-kd'),
+        ('full-nogcm', 'simdistill', 'simdistill_tiny-cam-det-kd-nogcm'),
+    ])
+ROWS = list(CONFIGS)
+TEACHER_ROW = 'teacher'
+METRIC_KEYS = dict(
+    mAP='NuScenes metric/pred_instances_3d_NuScenes/mAP',
+    NDS='NuScenes metric/pred_instances_3d_NuScenes/NDS')
+COLUMNS = {
+    'mAP': ('mAP', 4),
+    'NDS': ('NDS', 4),
+    'mAP_vs_baseline': ('mAP - baseline', 4),
+    'NDS_vs_baseline': ('NDS - baseline', 4),
+    'params_m': ('params (M)', 3),
+    'loss_rel_change': ('loss change, last 20% (%)', 1),
+    'train_s': ('train (s)', 0),
+}
+BAR_METRICS = {
+    'mAP': 'mAP',
+    'NDS': 'NDS',
+    'mAP_vs_baseline': 'mAP - camera-only baseline',
+    'NDS_vs_baseline': 'NDS - camera-only baseline',
+}
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='SimDistill ablation (synthetic world, several seeds)')
+    parser.add_argument('--data-root', default='data/synthetic-nuscenes')
+    parser.add_argument('--work-dir', default='work_dirs/simdistill_ablation')
+    parser.add_argument('--iters', type=int, default=300)
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    parser.add_argument('--rows', nargs='+', default=ROWS, choices=ROWS,
+                        help='rows to run and tabulate (default: all)')
+    parser.add_argument(
+        '--teacher-run', default=None,
+        help='work dir of a finished fusion-det run to use as the teacher '
+        'row, with {seed} for the seed (it must be a run of '
+        f'{osp.relpath(CONFIGS[TEACHER_ROW], REPO)} with the same --iters)')
+    parser.add_argument('--jobs', type=int, default=1,
+                        help='runs in parallel (1 thread each)')
+    parser.add_argument('--no-run', action='store_true',
+                        help='only tabulate the finished runs')
+    parser.add_argument('--figure', default=None,
+                        help='bar chart path (default: in the work dir)')
+    parser.add_argument('--log-interval', type=int, default=1)
+    parser.add_argument('--ckpt-interval', type=int, default=100)
+    parser.add_argument('--one', nargs=2, metavar=('SEED', 'ROW'),
+                        help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.one is not None:
+        if args.one[1] not in ROWS:
+            parser.error(f'--one: unknown row {args.one[1]!r}')
+        args.one = (int(args.one[0]), args.one[1])
+    if min(args.jobs, args.iters, args.log_interval, args.ckpt_interval) < 1:
+        parser.error('--jobs, --iters, --log-interval and --ckpt-interval '
+                     'must be >= 1')
+    if args.teacher_run is not None and '{seed}' not in args.teacher_run \
+            and len(args.seeds) > 1:
+        parser.error('--teacher-run needs {seed} when there are several '
+                     'seeds (one teacher per seed)')
+    return args
+
+
+def is_distilled(row: str) -> bool:
+    """Whether a row's config distils from the teacher."""
+    cfg = Config.fromfile(CONFIGS[row])
+    return cfg.model.type == 'DistillationAlgorithm'
+
+
+def run_dir(args, seed: int, row: str) -> str:
+    """Work dir of one run (``--teacher-run`` for the teacher row)."""
+    if row == TEACHER_ROW and args.teacher_run is not None:
+        return args.teacher_run.format(seed=seed)
+    return osp.join(args.work_dir, f'seed{seed}', row)
+
+
+def teacher_checkpoint(args, seed: int) -> str:
+    """The last checkpoint of the teacher of ``seed``."""
+    return osp.join(run_dir(args, seed, TEACHER_ROW),
+                    f'iter_{args.iters}.pth')
+
+
+def depends_on(args, seed: int, row: str) -> List[Tuple[int, str]]:
+    """The runs a row needs first: the teacher of its seed for the
+    distilled rows."""
+    return [(seed, TEACHER_ROW)] if is_distilled(row) else []
+
+
+def build_config(args, seed: int, row: str) -> Config:
+    """The training config of one (seed, row) run."""
+    cfg = Config.fromfile(CONFIGS[row])
+    configure_run(cfg, run_dir(args, seed, row), args.iters, seed,
+                  args.data_root, args.log_interval, args.ckpt_interval)
+    if cfg.model.type == 'DistillationAlgorithm':
+        if list(cfg.model.teachers) != ['fuller']:
+            raise KeyError(f'{CONFIGS[row]}: expected the one teacher '
+                           f'"fuller", got {sorted(cfg.model.teachers)}')
+        cfg.model.teachers.fuller.checkpoint = teacher_checkpoint(args, seed)
+    return cfg
+
+
+def count_params(cfg: Config) -> float:
+    """Parameters (millions) of the deployed model: the student of a
+    distillation config (its connectors are training-only)."""
+    from mmdet3d.registry import MODELS
+    from mmengine.registry import init_default_scope
+
+    init_default_scope(cfg.get('default_scope', 'mmdet3d'))
+    model_cfg = cfg.model
+    if model_cfg.type == 'DistillationAlgorithm':
+        model_cfg = model_cfg.student
+    model = MODELS.build(model_cfg)
+    return sum(p.numel() for p in model.parameters()) / 1e6
+
+
+def _metric(metrics: dict, name: str) -> Optional[float]:
+    value = metrics.get(METRIC_KEYS[name])
+    return None if value is None else float(value)
+
+
+def run_one(args, seed: int, row: str) -> Dict[str, Any]:
+    """Train (resuming) and test one run; cached as final_metrics.json."""
+    cfg = build_config(args, seed, row)
+    return train_and_test(
+        cfg, args.iters,
+        lambda metrics: {n: _metric(metrics, n)
+                         for n in METRIC_KEYS},
+        info=dict(seed=seed, row=row))
+
+
+def _load(args, seed: int, row: str) -> Optional[dict]:
+    path = osp.join(run_dir(args, seed, row), 'final_metrics.json')
+    if not osp.isfile(path):
+        return None
+    with open(path) as f:
+        result = json.load(f)
+    if result.get('iters') != args.iters:
+        raise ValueError(f'{path}: a run of {result.get("iters")} '
+                         f'iterations, not --iters {args.iters}')
+    return result
+
+
+def _fmt(value, digits):
+    return '-' if value is None else f'{value:.{digits}f}'
+
+
+def summarize(args, runs: Dict[Tuple[int, str], dict]) -> Dict[str, Any]:
+    """Differences to the baseline of the same seed, parameters, per-seed
+    and mean ± std tables, chart."""
+    rows = [r for r in ROWS if any(row == r for _, row in runs)]
+    params = {r: count_params(Config.fromfile(CONFIGS[r])) for r in rows}
+    for (seed, row), result in runs.items():
+        result['params_m'] = params[row]
+        base = runs.get((seed, 'baseline'))
+        for m in METRIC_KEYS:
+            value = result.get(m)
+            ref = None if base is None else base.get(m)
+            result[f'{m}_vs_baseline'] = (
+                None if value is None or ref is None else value - ref)
+    by_row = {r: [runs[k] for k in sorted(runs) if k[1] == r] for r in rows}
+    summary = aggregate_runs(by_row, list(COLUMNS))
+    header = [title for title, _ in COLUMNS.values()]
+    per_seed = markdown_table(
+        ['seed', 'row'] + header,
+        [[s, r] + [_fmt(res.get(k), d) for k, (_, d) in COLUMNS.items()]
+         for (s, r), res in sorted(
+             runs.items(), key=lambda kv: (kv[0][0], ROWS.index(kv[0][1])))])
+    means = markdown_table(
+        ['row', 'seeds'] + header,
+        [[r, len(by_row[r])] +
+         [format_mean_std(summary[r][k], d, show_n=False)
+          for k, (_, d) in COLUMNS.items()] for r in rows])
+    seeds = sorted({s for s, _ in runs})
+    text = '\n'.join([
+        '# SimDistill ablation (synthetic world)', '',
+        f'{args.iters} iterations per run, seeds {seeds}; "- baseline" is '
+        'the difference to the camera-only baseline of the same seed; '
+        'params of the deployed model (the student, without the training-only '
+        'connectors and teacher).', '', '## Mean ± sample std over seeds',
+        '', means, '', '## Per seed', '', per_seed, ''
+    ])
+    os.makedirs(args.work_dir, exist_ok=True)
+    files = dict(markdown=osp.join(args.work_dir, 'simdistill_ablation.md'),
+                 json=osp.join(args.work_dir, 'simdistill_ablation.json'))
+    with open(files['markdown'], 'w') as f:
+        f.write(text)
+    with open(files['json'], 'w') as f:
+        json.dump(dict(runs={f'{s}/{r}': v for (s, r), v in runs.items()},
+                       summary={r: {k: v._asdict() for k, v in st.items()}
+                                for r, st in summary.items()},
+                       settings=dict(iters=args.iters, seeds=seeds)),
+                  f, indent=2)
+    files['figure'] = plot_bars(
+        summary, BAR_METRICS,
+        args.figure or osp.join(args.work_dir, 'simdistill_ablation.png'),
+        title=f'SimDistill ablation ({args.iters} iterations, '
+        'mean ± sample std)')
+    print(text)
+    return dict(runs=runs, summary=summary, files=files)
+
+
+def main(argv=None):
+    """Run the ablation (or, with ``--one``, a single run)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    if args.one is not None:
+        return run_one(args, *args.one)
+    todo = [(s, r) for s in args.seeds for r in args.rows]
+    failed = []
+    if not args.no_run:
+        failed = run_queue(
+            todo, args.jobs,
+            lambda s, r: _load(args, s, r) is not None,
+            lambda s, r: [sys.executable, osp.abspath(__file__)] + argv +
+            ['--one', str(s), r],
+            lambda s, r: run_dir(args, s, r),
+            depends_on=lambda s, r: depends_on(args, s, r),
+            prefix='[simdistill]')
+    runs = {k: v for k in todo for v in [_load(args, *k)] if v is not None}
+    missing = [k for k in todo if k not in runs]
+    if missing:
+        print_log(f'[simdistill] not finished, left out: {missing}',
+                  logger='current')
+    out = summarize(args, runs)
+    if failed:
+        raise RuntimeError(f'{len(failed)} run(s) failed: {failed}')
+    return out
+
+
+if __name__ == '__main__':
+    main()
