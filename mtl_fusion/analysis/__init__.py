@@ -8,13 +8,13 @@ from .calibration_curves import (PREFIX, find_scalars, load_calibration,
                                  plot_calibration)
 from .demo_report import (load_run_calibration, plot_calibration_runs,
                           write_metrics_report)
-from .prediction_pictures import visualize_results
+from .prediction_pictures import compare_results, visualize_results
 from .robustness import (apply_condition, plot_robustness,
                          robustness_conditions)
 
 __all__ = [
     'PREFIX', 'find_scalars', 'load_calibration', 'plot_calibration',
-    'visualize_results', 'load_run_calibration', 'plot_calibration_runs',
-    'write_metrics_report', 'robustness_conditions', 'apply_condition',
-    'plot_robustness'
+    'visualize_results', 'compare_results', 'load_run_calibration',
+    'plot_calibration_runs', 'write_metrics_report', 'robustness_conditions',
+    'apply_condition', 'plot_robustness'
 ]

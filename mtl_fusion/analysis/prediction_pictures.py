@@ -25,7 +25,7 @@ from mtl_fusion.visualization import (render_sample, transform_boxes,
                                       transform_points)
 from mtl_fusion.visualization.geometry import to_numpy
 
-__all__ = ['visualize_results']
+__all__ = ['visualize_results', 'compare_results']
 
 DEFAULT_MASK_RANGE = (-50.0, -50.0, 50.0, 50.0)
 
@@ -59,8 +59,12 @@ def visualize_results(cfg: Union[str, Config],
                       out_dir: str,
                       num_samples: int = 8,
                       score_thr: float = 0.3,
-                      device: str = 'cpu') -> List[str]:
+                      device: str = 'cpu',
+                      label: Optional[str] = None) -> List[str]:
     """Run a model on the first val samples and render one PNG each.
+
+    A camera-only model (its val pipeline loads no points) gets a BEV
+    panel with boxes and no points.
 
     Args:
         cfg (str | Config): Config (or its path); ``val_dataloader`` and
@@ -72,6 +76,8 @@ def visualize_results(cfg: Union[str, Config],
         score_thr (float): Hide predicted boxes below this score. Defaults
             to 0.3.
         device (str): Torch device. Defaults to 'cpu'.
+        label (str, optional): Start of every picture's title (the model's
+            name). Defaults to None.
 
     Returns:
         list[str]: Paths of the written PNGs, in sample order.
@@ -117,8 +123,9 @@ def visualize_results(cfg: Union[str, Config],
             lidar_aug = np.asarray(meta.get('lidar_aug_matrix', np.eye(4)),
                                    dtype=np.float64)
             undo_aug = np.linalg.inv(lidar_aug)
-            points = transform_points(to_numpy(batch['inputs']['points'][k]),
-                                      undo_aug)
+            points = batch['inputs'].get('points')
+            if points is not None:
+                points = transform_points(to_numpy(points[k]), undo_aug)
             pred = sample.pred_instances_3d \
                 if 'pred_instances_3d' in sample else None
             pred_boxes = pred_scores = pred_labels = None
@@ -157,7 +164,74 @@ def visualize_results(cfg: Union[str, Config],
                 mask_range=mask_range,
                 cam_names=_camera_names(info, meta['img_path']),
                 lidar2ego=meta.get('lidar2ego'),
-                title=f'sample {index} ({token}): {len(gt_boxes)} GT boxes, '
-                f'{num_pred} predictions with score >= {score_thr}')
+                title=(f'{label}: ' if label else '') +
+                f'sample {index} ({token}): {len(gt_boxes)} GT boxes, '
+                f'{num_pred} predictions with score >= {score_thr}' +
+                ('' if points is not None else
+                 ' (camera-only model: no LiDAR input, no points drawn)'))
             written.append(out_file)
+    return written
+
+
+def _token_of(path: str) -> str:
+    """``<index>_<token>.png`` -> token."""
+    return osp.splitext(osp.basename(path))[0].split('_', 1)[1]
+
+
+def compare_results(models: Sequence[Tuple[str, Union[str, Config], str]],
+                    out_dir: str,
+                    num_samples: int = 4,
+                    score_thr: float = 0.3,
+                    device: str = 'cpu') -> List[str]:
+    """Pictures of several models' predictions on the same val samples,
+    one above the other, one PNG per sample.
+
+    Every model renders with :func:`visualize_results` (into
+    ``<out_dir>/<i>_<label>/``); the pictures of a sample are then stacked
+    top to bottom in the order of ``models``. The models must see the same
+    samples in the same order (the same val split: e.g. a camera-only
+    student and its fusion teacher).
+
+    Args:
+        models (Sequence[tuple[str, str | Config, str]]): Per model
+            ``(label, config, checkpoint)``.
+        out_dir (str): Folder of the stacked pictures (created).
+        num_samples (int): Samples. Defaults to 4.
+        score_thr (float): Hide predicted boxes below this score. Defaults
+            to 0.3.
+        device (str): Torch device. Defaults to 'cpu'.
+
+    Returns:
+        list[str]: The stacked PNGs, in sample order.
+    """
+    from PIL import Image
+
+    if len(models) < 2:
+        raise ValueError(f'compare_results needs >= 2 models, got '
+                         f'{len(models)}')
+    per_model = []
+    for i, (label, cfg, ckpt) in enumerate(models):
+        folder = osp.join(out_dir, f'{i}_{label}'.replace(os.sep, '_'))
+        per_model.append(
+            visualize_results(cfg, ckpt, folder, num_samples, score_thr,
+                              device, label=label))
+    written = []
+    for n, paths in enumerate(zip(*per_model)):
+        tokens = {_token_of(p) for p in paths}
+        if len(tokens) != 1:
+            raise RuntimeError(
+                f'compare_results: sample {n} differs between the models '
+                f'({[_token_of(p) for p in paths]}): they must read the same '
+                'val split in the same order')
+        images = [Image.open(p).convert('RGB') for p in paths]
+        width = max(im.size[0] for im in images)
+        canvas = Image.new('RGB', (width, sum(im.size[1] for im in images)),
+                           'white')
+        y = 0
+        for im in images:
+            canvas.paste(im, (0, y))
+            y += im.size[1]
+        out_file = osp.join(out_dir, f'{n:04d}_{tokens.pop()}.png')
+        canvas.save(out_file, optimize=True)
+        written.append(out_file)
     return written

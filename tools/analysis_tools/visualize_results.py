@@ -12,6 +12,16 @@ Example:
         configs/fuller/fuller_tiny-fusion-mtl_1xb2-600i_synthetic-nus.py \
         work_dirs/fuller_tiny-fusion-mtl_1xb2-600i_synthetic-nus/iter_600.pth \
         --out-dir work_dirs/vis --num-samples 4 --score-thr 0.3
+
+    # a camera-only student above its fusion teacher, on the same samples
+    # (the student from a distillation run: the config of the run)
+    S=_1xb2-600i_synthetic-nus.py
+    python tools/analysis_tools/visualize_results.py \
+        configs/simdistill/simdistill_tiny-cam-det-kd$S \
+        work_dirs/simdistill/iter_300.pth --label student \
+        --compare configs/fuller/fuller_tiny-fusion-det$S \
+        work_dirs/teacher/iter_300.pth --compare-label teacher \
+        --out-dir work_dirs/vis_compare --num-samples 2
 """
 import argparse
 from typing import List
@@ -19,7 +29,7 @@ from typing import List
 from mmengine.config import Config, DictAction
 
 import mtl_fusion  # noqa: F401  (compat shims + registration)
-from mtl_fusion.analysis import visualize_results
+from mtl_fusion.analysis import compare_results, visualize_results
 
 
 def parse_args(argv=None):
@@ -37,6 +47,14 @@ def parse_args(argv=None):
                         default=0.3,
                         help='hide predicted boxes with a lower score')
     parser.add_argument('--device', default='cpu', help='torch device')
+    parser.add_argument('--label', default=None,
+                        help='name of the model in the titles')
+    parser.add_argument(
+        '--compare', nargs=2, action='append', default=[],
+        metavar=('CONFIG', 'CHECKPOINT'),
+        help='another model on the same samples, drawn below (repeatable)')
+    parser.add_argument('--compare-label', action='append', default=[],
+                        help='names of the --compare models, in order')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -47,11 +65,32 @@ def parse_args(argv=None):
 
 def main(argv=None) -> List[str]:
     args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    files = visualize_results(cfg, args.checkpoint, args.out_dir,
-                              args.num_samples, args.score_thr, args.device)
+
+    def load(path):
+        cfg = Config.fromfile(path)
+        if args.cfg_options is not None:
+            cfg.merge_from_dict(args.cfg_options)
+        return cfg
+
+    if not args.compare:
+        files = visualize_results(load(args.config), args.checkpoint,
+                                  args.out_dir, args.num_samples,
+                                  args.score_thr, args.device, args.label)
+    else:
+        if args.compare_label and \
+                len(args.compare_label) != len(args.compare):
+            raise SystemExit(
+                f'--compare-label: {len(args.compare_label)} labels for '
+                f'{len(args.compare)} --compare models')
+        labels = args.compare_label or [
+            f'model {i}' for i in range(1, len(args.compare) + 1)
+        ]
+        models = [(args.label or 'model 0', load(args.config),
+                   args.checkpoint)]
+        models += [(label, load(cfg), ckpt)
+                   for label, (cfg, ckpt) in zip(labels, args.compare)]
+        files = compare_results(models, args.out_dir, args.num_samples,
+                                args.score_thr, args.device)
     for path in files:
         print(path)
     return files
