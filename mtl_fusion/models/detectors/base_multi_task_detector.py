@@ -1,7 +1,7 @@
 """Base of the detectors that run several task heads on shared features."""
 import copy
 from abc import abstractmethod
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 import torch
 from mmdet3d.models.detectors import Base3DDetector
@@ -18,6 +18,11 @@ __all__ = ['BaseMultiTaskDetector']
 
 #: Keys of one ``task_io`` entry.
 TASK_IO_KEYS = ('feat_format', 'pred_field', 'label_flag', 'init_nested')
+
+#: What :meth:`BaseMultiTaskDetector.extract_feat` returns: shared levels,
+#: or ``{task: a map or levels}``.
+Features = Union[Sequence[Tensor], Mapping[str, Union[Tensor,
+                                                      Sequence[Tensor]]]]
 
 
 def _init_nested(module: nn.Module) -> None:
@@ -36,6 +41,14 @@ class BaseMultiTaskDetector(Base3DDetector):
     :meth:`build_task_heads` (so that parameters are created branches
     first), and implement :meth:`extract_feat`, which returns the shared
     feature levels (a list of (B, C_i, Y, X) tensors).
+
+    **Per-task features.** ``extract_feat`` may instead return a mapping
+    ``{task name: features}`` (each value a tensor or a list of levels),
+    e.g. the task-specific features of a task-attention module such as
+    :class:`~mtl_fusion.models.layers.TaskAdaptiveAttentionGenerator`:
+    :meth:`head_inputs` then hands each head the entry of its own task (in
+    the format the head asks for). A task without an entry is an error that
+    names it.
 
     **Configs.** ``train_cfg`` and ``test_cfg`` are keyed by task:
     ``train_cfg[task]`` is given to that task's head as its ``train_cfg``
@@ -231,41 +244,53 @@ class BaseMultiTaskDetector(Base3DDetector):
     @abstractmethod
     def extract_feat(self, batch_inputs_dict: dict,
                      batch_data_samples: Sequence[Det3DDataSample]
-                     ) -> List[Tensor]:
-        """Shared features of the task heads, as a list of levels.
+                     ) -> Features:
+        """Features of the task heads: shared levels or per task.
 
         Args:
             batch_inputs_dict (dict): Inputs from the data preprocessor.
             batch_data_samples (Sequence[Det3DDataSample]): The batch.
 
         Returns:
-            list[Tensor]: (B, C_i, Y, X) levels.
+            list[Tensor] | Mapping[str, Tensor | list[Tensor]]: The shared
+            (B, C_i, Y, X) levels, or ``{task: features}`` (see the class
+            docstring).
         """
 
-    def head_inputs(self, task: str, feats: Sequence[Tensor]):
-        """Shared features in the format the head of ``task`` asks for.
+    def head_inputs(self, task: str, feats: Features):
+        """Features in the format the head of ``task`` asks for.
 
         Args:
             task (str): Task name.
-            feats (Sequence[Tensor]): Output of :meth:`extract_feat`.
+            feats (Sequence[Tensor] | Mapping): Output of
+                :meth:`extract_feat`: shared levels, or per-task features
+                of which ``feats[task]`` is taken.
 
         Returns:
             Tensor | list[Tensor]: One map (``'tensor'``) or the levels.
         """
         owner = f'task {task!r}'
+        if isinstance(feats, Mapping):
+            if task not in feats:
+                raise KeyError(
+                    f'{owner}: extract_feat returned per-task features '
+                    f'without an entry for this task (entries: '
+                    f'{list(feats)})')
+            feats = feats[task]
         if self.feat_formats[task] == 'tensor':
             return levels_to_tensor(feats, owner)
         return feature_levels(feats, owner)
 
     # ------------------------------------------------------------------
     # modes
-    def head_loss(self, feats: Sequence[Tensor],
+    def head_loss(self, feats: Features,
                   batch_data_samples: List[Det3DDataSample]
                   ) -> Dict[str, Tensor]:
         """Losses of every task head, keys prefixed by ``<task>.``.
 
         Args:
-            feats (Sequence[Tensor]): Output of :meth:`extract_feat`.
+            feats (Sequence[Tensor] | Mapping): Output of
+                :meth:`extract_feat`.
             batch_data_samples (list[Det3DDataSample]): The batch.
 
         Returns:
@@ -299,13 +324,14 @@ class BaseMultiTaskDetector(Base3DDetector):
             return len(counter(batch_data_samples))
         return None
 
-    def head_predict(self, feats: Sequence[Tensor],
+    def head_predict(self, feats: Features,
                      batch_data_samples: List[Det3DDataSample]
                      ) -> List[Det3DDataSample]:
         """Fill every head's ``pred_field`` of the data samples.
 
         Args:
-            feats (Sequence[Tensor]): Output of :meth:`extract_feat`.
+            feats (Sequence[Tensor] | Mapping): Output of
+                :meth:`extract_feat`.
             batch_data_samples (list[Det3DDataSample]): The batch.
 
         Returns:

@@ -211,3 +211,46 @@ def test_init_weights_and_forward_reach_the_heads(seed):
     assert set(model.task_heads) == {'a', 'b'}
     raw = model(_batch()[0], mode='tensor')
     assert set(raw) == {'a', 'b'} and raw['a'].shape == (2, 1, 3, 3)
+
+
+class _PerTaskDetector(_ToyDetector):
+    """Per-task features: task ``a`` gets 2x the map, ``b`` its levels."""
+
+    def extract_feat(self, batch_inputs_dict, batch_data_samples):
+        x = self.stem(batch_inputs_dict['x'])
+        return dict(a=2 * x, b=[x[:, :2], x[:, 2:]])
+
+
+def test_per_task_features_go_to_their_task(seed):
+    heads = dict(a=dict(type='Test_ToyHead'), b=dict(type='Test_LevelsHead'))
+    model = _PerTaskDetector(task_heads=heads)
+    inputs, samples = _batch()
+    model.predict(inputs, samples)
+    x = model.stem(inputs['x'])
+    got_a = model.task_heads.a.received
+    got_b = model.task_heads.b.received
+    torch.testing.assert_close(got_a, 2 * x)
+    assert isinstance(got_b, list) and len(got_b) == 2
+    torch.testing.assert_close(torch.cat(got_b, 1), x)
+    # the loss reads the same per-task entries, keys still prefixed
+    losses = model.loss(inputs, samples)
+    assert set(losses) == {'a.loss_a', 'a.acc', 'b.loss_a', 'b.acc'}
+    ref = model.task_heads.a.conv(2 * x).mean()
+    torch.testing.assert_close(losses['a.loss_a'], ref)
+    # a 'tensor' head given levels of its own task concatenates them
+    model = _PerTaskDetector(task_heads=heads,
+                             task_io=dict(b=dict(feat_format='tensor')))
+    model.predict(*_batch())
+    assert isinstance(model.task_heads.b.received, torch.Tensor)
+
+
+def test_per_task_features_missing_a_task_fail_clearly(seed):
+    class _Missing(_ToyDetector):
+
+        def extract_feat(self, batch_inputs_dict, batch_data_samples):
+            return dict(a=self.stem(batch_inputs_dict['x']))
+
+    model = _Missing(task_heads=dict(a=dict(type='Test_ToyHead'),
+                                     b=dict(type='Test_LevelsHead')))
+    with pytest.raises(KeyError, match=r"task 'b'.*per-task.*\['a'\]"):
+        model.loss(*_batch())
