@@ -110,10 +110,13 @@ def _run(args, device: torch.device) -> dict:
     data = args.data or bm.default_source(cfg, 'test')
     num_batches = max(1, min(args.iters + args.warmup, 3))
 
-    def batches(split):
-        return bm.make_batches(cfg, data, args.batch_size, num_batches,
+    def batches(split, config=cfg):
+        return bm.make_batches(config, data, args.batch_size, num_batches,
                                split=split, seed=args.seed,
                                num_points=args.num_points)
+
+    def sensors(m):
+        return bm.has_camera(m), bm.has_lidar(m)
 
     result = dict(meta=dict(
         config=args.config, compare=list(args.compare), device=str(device),
@@ -129,9 +132,15 @@ def _run(args, device: torch.device) -> dict:
         entries = [dict(name=_name(args.config), config=args.config,
                         model=model, role='multi')]
         for path, ccfg in zip(args.compare, compare):
-            entries.append(dict(name=_name(path), config=path, role='single',
-                                model=bm.build_model(ccfg, device,
-                                                     seed=args.seed)))
+            entry = dict(name=_name(path), config=path, role='single',
+                         model=bm.build_model(ccfg, device, seed=args.seed))
+            if sensors(entry['model']) != sensors(model):
+                # other sensors (a fusion teacher beside a camera-only
+                # student): the same samples through its own pipeline
+                entry['batches'] = batches('test', ccfg)
+            entries.append(entry)
+        result['meta']['own_batches'] = [
+            e['name'] for e in entries if 'batches' in e]
         if len({e['name'] for e in entries}) != len(entries):
             raise ValueError('--compare: config names must be distinct and '
                              'differ from the model config')
@@ -146,6 +155,12 @@ def _run(args, device: torch.device) -> dict:
         if compare:
             inference['ratios'] = bm.inference_ratios(
                 models, entries[0]['name'], [e['name'] for e in entries[1:]])
+            # the model against each compared model alone (student /
+            # baseline, student / teacher)
+            inference['ratios_each'] = {
+                e['name']: bm.inference_ratios(models, entries[0]['name'],
+                                               [e['name']])
+                for e in entries[1:]}
         result['inference'] = inference
         del entries
         _save(result, args.out)

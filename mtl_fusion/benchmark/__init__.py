@@ -17,7 +17,8 @@ from .cli import add_common_args, check_common_args
 from .inputs import default_source, make_batches, random_batch
 from .memory import MEMORY_METHODS, measure_peak_memory, state_bytes
 from .report import TARGETS, evaluate_targets, markdown_report
-from .setup import build_model, load_config, resolve_device
+from .setup import (build_model, has_camera, has_lidar, load_config,
+                    resolve_device)
 from .stages import STAGES, StageTimer, stage_modules
 from .stats import is_positive_finite, per_rep_ratio, summarize
 from .training import VARIANTS, benchmark_training, calibration_variants
@@ -29,7 +30,8 @@ __all__ = [
     'benchmark_inference', 'inference_ratios', 'make_batches', 'random_batch',
     'default_source', 'add_common_args', 'check_common_args',
     'MEMORY_METHODS', 'measure_peak_memory', 'state_bytes', 'TARGETS',
-    'evaluate_targets', 'markdown_report', 'build_model', 'load_config',
+    'evaluate_targets', 'markdown_report', 'build_model', 'has_camera',
+    'has_lidar', 'load_config',
     'resolve_device', 'STAGES', 'StageTimer', 'stage_modules',
     'is_positive_finite', 'per_rep_ratio', 'summarize', 'VARIANTS',
     'benchmark_training', 'calibration_variants', 'DISTILL_TARGETS',

@@ -23,11 +23,16 @@ def benchmark_inference(entries: List[Dict], batches: List[dict], iters: int,
 
     Repetition ``r`` runs each model once on ``batches[r % len(batches)]``;
     the model order rotates with ``r`` so that none is always first after a
-    switch.
+    switch. A model whose inputs differ from the others' (a camera-only
+    student beside a camera + LiDAR teacher) brings its own ``batches``:
+    the same samples through its own config's pipeline.
 
     Args:
-        entries (list[dict]): ``name``, ``config`` and ``model`` per model.
-        batches (list[dict]): Collated batches.
+        entries (list[dict]): ``name``, ``config`` and ``model`` per model,
+            and optionally ``batches`` (that model's own collated batches,
+            as many as ``batches``).
+        batches (list[dict]): Collated batches of the models without their
+            own.
         iters (int): Timed repetitions (>= 1).
         warmup (int): Untimed repetitions before (>= 0).
         device (torch.device): Where the models are.
@@ -40,6 +45,13 @@ def benchmark_inference(entries: List[Dict], batches: List[dict], iters: int,
     """
     for entry in entries:
         entry['model'].eval()
+        own = entry.get('batches')
+        if own is not None and len(own) != len(batches):
+            raise ValueError(f"{entry['name']}: {len(own)} own batches, "
+                             f'{len(batches)} shared; give as many')
+
+    def batches_of(entry):
+        return entry.get('batches') or batches
 
     def call(model, batch):
         data = fresh_batch(batch)
@@ -48,7 +60,7 @@ def benchmark_inference(entries: List[Dict], batches: List[dict], iters: int,
 
     for rep in range(warmup):
         for entry in entries:
-            call(entry['model'], batches[rep % len(batches)])
+            call(entry['model'], batches_of(entry)[rep % len(batches)])
     timers = {e['name']: StageTimer(e['model'], device) for e in entries}
     latency = {e['name']: [] for e in entries}
     totals = {e['name']: [] for e in entries}
@@ -56,9 +68,9 @@ def benchmark_inference(entries: List[Dict], batches: List[dict], iters: int,
     try:
         for rep in range(iters):
             shift = rep % len(entries)
-            batch = batches[rep % len(batches)]
             for entry in entries[shift:] + entries[:shift]:
                 name = entry['name']
+                batch = batches_of(entry)[rep % len(batches)]
                 timers[name].reset()
                 seconds = call(entry['model'], batch)
                 totals[name].append(seconds)
@@ -69,9 +81,9 @@ def benchmark_inference(entries: List[Dict], batches: List[dict], iters: int,
             timer.detach()
 
     results = {}
-    batch = batches[0]
     for entry in entries:
         name, model = entry['name'], entry['model']
+        batch = batches_of(entry)[0]
         data = fresh_batch(batch)
 
         def run(model=model, data=data):

@@ -84,11 +84,16 @@ def _inference_tables(inf: Dict, lines: List[str]) -> None:
             f'| {name} | {res["role"]} | {res["params"]["total"] / 1e6:.3f} '
             f'| {gflops} | {_spread(res["latency_s"], 1e3)} | '
             f'{_mb(res["memory"]["peak_bytes"])} |')
-    ratios = inf.get('ratios')
-    if ratios:
+    rows = [('multi / sum', inf.get('ratios'))]
+    if len(inf.get('ratios_each') or {}) > 1:
+        rows += [(f'multi / {name}', ratios)
+                 for name, ratios in inf['ratios_each'].items()]
+    for label, ratios in rows:
+        if not ratios:
+            continue
         flops = ratios.get('flops')
         lines.append(
-            f'| **ratio** multi / sum | | {ratios["params"]:.3f} | '
+            f'| **ratio** {label} | | {ratios["params"]:.3f} | '
             f'{"-" if flops is None else f"{flops:.3f}"} | '
             f'{_spread(ratios["latency"], 1, "{:.3f}")} | '
             f'{ratios["peak_memory"]:.3f} |')

@@ -172,3 +172,30 @@ def test_benchmark_tool_on_tiny_configs(tmp_path):
         k for k, _, _ in bm.TARGETS]
     for target in result['targets']:
         assert bm.is_positive_finite(target['value'])
+
+
+def test_models_with_other_sensors_get_their_own_batches(tmp_path):
+    # a camera-only student against a camera + LiDAR teacher: the teacher's
+    # batches come from its own config (points, voxels), the student's from
+    # its own (images only), and each compared model gets its own ratios
+    tool = _load_tool()
+    student = osp.join(REPO, 'configs/simdistill',
+                       'simdistill_tiny-cam-det_1xb2-600i_synthetic-nus.py')
+    out = tmp_path / 'bench.json'
+    result = tool.main([
+        student, '--compare', DET, '--sections', 'inference', '--iters', '1',
+        '--warmup', '0', '--batch-size', '1', '--data', 'random',
+        '--num-points', '6000', '--threads', '1', '--no-flops', '--out',
+        str(out)
+    ])
+    teacher = osp.splitext(osp.basename(DET))[0]
+    assert result['meta']['own_batches'] == [teacher]
+    models = result['inference']['models']
+    assert 'LiDAR encoder' in models[teacher]['stages']
+    assert 'LiDAR encoder' not in models[osp.splitext(
+        osp.basename(student))[0]]['stages']
+    each = result['inference']['ratios_each']
+    assert list(each) == [teacher]
+    assert each[teacher]['params'] == pytest.approx(
+        result['inference']['ratios']['params'])
+    _positive_finite_leaves(each)
