@@ -1,4 +1,5 @@
 """Detection heads."""
+from .center_mono3d_head import CenterMono3DHead
 from .fuller_det_head import FullerDetHead
 
-__all__ = ['FullerDetHead']
+__all__ = ['FullerDetHead', 'CenterMono3DHead']
