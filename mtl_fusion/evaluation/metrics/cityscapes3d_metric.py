@@ -126,8 +126,9 @@ class Cityscapes3DMetric(BaseMetric):
         seg_classes (Sequence[int], optional): Train ids in the mIoU.
             Defaults to None (all).
         seg_class_names (Sequence[str], optional): Name of each train id.
-            Defaults to None (the Cityscapes names for 19 classes, else
-            ``class<i>``).
+            Defaults to None: ``dataset_meta['seg_classes']`` when it has
+            ``num_seg_classes`` names, else the Cityscapes names for 19
+            classes, else ``class<i>``.
         ignore_index (int): GT value left out. Defaults to 255.
         depth_range (tuple[float, float], optional): Valid GT depths
             ``[min, max]`` in metres (e.g. ``(0.1, 80.)``). Defaults to None
@@ -191,14 +192,12 @@ class Cityscapes3DMetric(BaseMetric):
         if bad:
             raise ValueError(f'Cityscapes3DMetric: seg_classes {bad} outside '
                              f'0..{num_seg_classes - 1}')
-        if seg_class_names is None:
-            seg_class_names = (
-                CITYSCAPES_TRAIN_NAMES if num_seg_classes == 19 else
-                [f'class{i}' for i in range(num_seg_classes)])
-        if len(seg_class_names) != num_seg_classes:
+        if seg_class_names is not None and \
+                len(seg_class_names) != num_seg_classes:
             raise ValueError(f'Cityscapes3DMetric: {len(seg_class_names)} '
                              f'seg_class_names for {num_seg_classes} classes')
-        self.seg_class_names = tuple(seg_class_names)
+        self._seg_class_names = (
+            tuple(seg_class_names) if seg_class_names is not None else None)
         self.ignore_index = int(ignore_index)
         if depth_range is not None and not depth_range[0] < depth_range[1]:
             raise ValueError(f'Cityscapes3DMetric: depth_range {depth_range} '
@@ -215,6 +214,18 @@ class Cityscapes3DMetric(BaseMetric):
         if meta.get('classes'):
             return tuple(meta['classes'])
         return CITYSCAPES3D_CLASSES
+
+    @property
+    def seg_class_names(self) -> Tuple[str, ...]:
+        """Name of each train id."""
+        if self._seg_class_names is not None:
+            return self._seg_class_names
+        names = (self.dataset_meta or {}).get('seg_classes')
+        if names and len(names) == self.num_seg_classes:
+            return tuple(names)
+        if self.num_seg_classes == 19:
+            return CITYSCAPES_TRAIN_NAMES
+        return tuple(f'class{i}' for i in range(self.num_seg_classes))
 
     # ------------------------------------------------------------- process
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:

@@ -397,6 +397,22 @@ def test_results_are_plain_and_rank_split_safe(cs_root):
     np.testing.assert_equal(metric.compute_metrics(gathered), single)
 
 
+def test_ground_truth_from_the_batch(cs_root):
+    # the model output lacks the GT maps: they are read from the batch
+    samples = make_samples(cs_root, det=False, depth_pred=lambda g: 1.1 * g)
+    outputs = []
+    for sample in samples:
+        out = sample.clone()
+        del out.gt_sem_seg
+        del out.gt_depth_map
+        outputs.append(out)
+    evaluator = Evaluator(dict(type='Cityscapes3DMetric'))
+    evaluator.process(outputs, dict(data_samples=samples))
+    res = evaluator.evaluate(len(samples))
+    assert res['seg/mIoU'] == 1.0
+    assert res['depth/AbsRel'] == pytest.approx(0.1, rel=1e-6)
+
+
 def test_seg_classes_subset():
     metric = Cityscapes3DMetric(
         num_seg_classes=3, seg_classes=[0, 2], seg_class_names=['a', 'b',
@@ -414,6 +430,17 @@ def test_seg_classes_subset():
         'seg/IoU_c': 0.5,
         'seg/mIoU': 0.5
     }
+    # names from the dataset's meta when not given
+    metric = Cityscapes3DMetric(num_seg_classes=3)
+    metric.dataset_meta = dict(seg_classes=('x', 'y', 'z'))
+    metric.process({}, [
+        dict(
+            pred_sem_seg=dict(sem_seg=pred),
+            gt_sem_seg=dict(sem_seg=gt))
+    ])
+    res = metric.compute_metrics(metric.results)
+    assert res['seg/IoU_y'] == pytest.approx(2 / 3)  # 2 of 3 pixels
+    assert res['seg/mIoU'] == pytest.approx((0.5 + 2 / 3 + 0.5) / 3)
 
 
 def test_errors_name_the_problem(cs_root):
