@@ -39,7 +39,7 @@ def test_rows_override_the_calibration_config(tool, tmp_path):
         tool.CONFIG_DIR, tool.MTL_CALIB)).optim_wrapper.calibration.to_dict()
     assert tool.parse_args([]).rows == tool.ROWS
     assert tool.parse_args([]).seeds == [0, 1, 2]
-    assert len(tool.ROWS) == 14
+    assert len(tool.ROWS) == 15
 
     def calib(row):
         cfg = tool.build_config(args, 0, row)
@@ -64,6 +64,12 @@ def test_rows_override_the_calibration_config(tool, tmp_path):
     assert tool.build_config(args, 0, 'both').model.task_heads.seg[
         'decode_at'] == 'bev'
     assert calib('both+mapseg') == base
+    # TAG between the BEV decoder and the heads, calibration unchanged
+    tag = tool.build_config(args, 0, 'both+tag')
+    assert tag.model.task_attention.type == 'TaskAdaptiveAttentionGenerator'
+    assert tag.model.task_attention.tasks == ['det', 'seg']
+    assert 'task_attention' not in tool.build_config(args, 0, 'both').model
+    assert calib('both+tag') == base
     with pytest.raises(ValueError, match='unknown variant'):
         tool.build_config(args, 0, 'both+fast')
 

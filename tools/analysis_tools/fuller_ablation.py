@@ -17,6 +17,10 @@ For every seed, trains and evaluates one model per *row*:
   ``disjoint-normal`` (each training sample labelled for one task, det:seg
   = 3:1) and ``disjoint-balance`` (1:1): the label settings of FULLER's
   Table 2, on the training set only (``task_label_seed`` = the seed).
+* ``single-seg+mapseg``, ``both+mapseg``: the map-grid Fuller-seg;
+* ``both+tag``: FULLER with a task-adaptive attention generator between the
+  shared BEV decoder and the heads (the ``task_attention`` of
+  ``fuller_tiny-fusion-mtl-tag-calib``).
 
 The calibration settings come from the ``-calib`` config
 (``--mtl-config``); a row overrides only what it changes. All multi-task rows
@@ -121,10 +125,13 @@ LABEL_SETTINGS = ('disjoint-normal', 'disjoint-balance')
 # the original Fuller-seg, decoding on the map grid (the configs' default
 # decodes at the BEV feature's resolution, docs/fuller_seg.md)
 MAP_DECODE = dict(decode_at='map', token_pool=None)
+# TAG between the shared BEV decoder and the heads: the task attention of
+# this config replaces none of the row's calibration settings
+TAG_CONFIG = 'fuller_tiny-fusion-mtl-tag-calib_1xb2-600i_synthetic-nus.py'
 ROWS = list(_BASE_ROWS) + [
     f'{row}@{labels}' for labels in LABEL_SETTINGS
     for row in ('baseline', 'both')
-] + ['single-seg+mapseg', 'both+mapseg']
+] + ['single-seg+mapseg', 'both+mapseg', 'both+tag']
 SINGLE_ROWS = ('single-det', 'single-seg')
 # per-run metrics, in table order: key -> (column title, decimals)
 COLUMNS = {
@@ -253,9 +260,9 @@ def build_config(args, seed: int, row: str) -> Config:
     """
     row_name, _, variant = row.partition('+')
     name, _, labels = row_name.partition('@')
-    if variant not in ('', 'mapseg'):
+    if variant not in ('', 'mapseg', 'tag'):
         raise ValueError(f'row {row!r}: unknown variant {variant!r} '
-                         "(known: 'mapseg')")
+                         "(known: 'mapseg', 'tag')")
     if name == 'single-det':
         cfg = Config.fromfile(_config_path(args.det_config))
     elif name == 'single-seg':
@@ -278,6 +285,9 @@ def build_config(args, seed: int, row: str) -> Config:
         if cfg.model.task_heads.get('seg') is None:
             raise ValueError(f'row {row!r}: the model has no seg head')
         cfg.model.task_heads.seg.update(MAP_DECODE)
+    if variant == 'tag':
+        cfg.model.task_attention = Config.fromfile(
+            _config_path(TAG_CONFIG)).model.task_attention
     return cfg
 
 

@@ -7,9 +7,10 @@ from mmdet3d.structures import Det3DDataSample
 from mmdet3d.utils import ConfigType, OptConfigType, OptMultiConfig
 from torch import Tensor
 
-from ..utils import check_encoder_channels, check_point_dims, feature_levels
+from ..utils import (check_encoder_channels, check_point_dims,
+                     feature_levels, levels_to_tensor)
 from ..view_transforms import stack_camera_params
-from .base_multi_task_detector import BaseMultiTaskDetector
+from .base_multi_task_detector import BaseMultiTaskDetector, Features
 
 __all__ = ['MultiTaskBEVFusion']
 
@@ -65,6 +66,15 @@ class MultiTaskBEVFusion(BaseMultiTaskDetector):
             (e.g. ``SECOND``). Defaults to None (identity).
         bev_neck (dict, optional): Shared BEV decoder neck
             (e.g. ``SECONDFPN``). Defaults to None.
+        task_attention (dict, optional): A module that turns the shared
+            decoder output into per-task features, called as
+            ``task_attention(h, x_semantic, x_detail)`` with ``h`` the
+            decoder output (levels concatenated), ``x_semantic`` the
+            deepest ``bev_backbone`` stage and ``x_detail`` the decoder's
+            input (the fused BEV), and returning ``{task: feature}``, e.g.
+            ``TaskAdaptiveAttentionGenerator``. Each head then gets its own
+            task's feature. Defaults to None (every head gets the shared
+            levels).
         img_feat_level (int): Which ``img_neck`` output feeds the view
             transform. Defaults to 0.
         drop_modality (str, optional): ``'camera'`` or ``'lidar'``: remove
@@ -91,6 +101,7 @@ class MultiTaskBEVFusion(BaseMultiTaskDetector):
                  fuser: OptConfigType = None,
                  bev_backbone: OptConfigType = None,
                  bev_neck: OptConfigType = None,
+                 task_attention: OptConfigType = None,
                  img_feat_level: int = 0,
                  drop_modality: Optional[str] = None,
                  task_io: Optional[Mapping[str, dict]] = None,
@@ -156,6 +167,15 @@ class MultiTaskBEVFusion(BaseMultiTaskDetector):
         self.bev_backbone = MODELS.build(bev_backbone) if bev_backbone \
             else None
         self.bev_neck = MODELS.build(bev_neck) if bev_neck else None
+        self.task_attention = MODELS.build(task_attention) \
+            if task_attention else None
+        if self.task_attention is not None:
+            tasks = getattr(self.task_attention, 'tasks', None)
+            if tasks is None or set(tasks) != set(task_heads):
+                raise ValueError(
+                    f'task_attention ({type(self.task_attention).__name__}) '
+                    f'serves tasks {tasks}, the model has '
+                    f'{list(task_heads)}: they must be the same')
         # after the branches: parameters are created branches first
         self.build_task_heads()
 
@@ -322,25 +342,36 @@ class MultiTaskBEVFusion(BaseMultiTaskDetector):
             x = bev[self.modalities[0]]
         return dict(feats=self.decode_bev(x), modality_feats=bev, depth=depth)
 
-    def decode_bev(self, x: Tensor) -> List[Tensor]:
-        """The shared BEV decoder: ``bev_backbone`` -> ``bev_neck``.
+    def decode_bev(self, x: Tensor) -> Features:
+        """The shared BEV decoder: ``bev_backbone`` -> ``bev_neck``, then
+        ``task_attention`` when there is one.
 
         Args:
             x (Tensor): (B, C, Y, X) fused (or single-branch) BEV.
 
         Returns:
-            list[Tensor]: (B, C_i, Y, X) levels, input of the task heads.
+            list[Tensor] | dict[str, Tensor]: (B, C_i, Y, X) levels, input
+            of the task heads, or with ``task_attention`` one (B, C, Y, X)
+            feature per task.
         """
+        stages = x
         if self.bev_backbone is not None:
-            x = self.bev_backbone(x)
+            stages = self.bev_backbone(x)
+        out = stages
         if self.bev_neck is not None:
-            x = self.bev_neck(x)
-        return feature_levels(x, 'bev_neck output')
+            out = self.bev_neck(stages)
+        levels = feature_levels(out, 'bev_neck output')
+        if self.task_attention is None:
+            return levels
+        semantic = feature_levels(stages, 'bev_backbone output')[-1]
+        return self.task_attention(
+            levels_to_tensor(levels, 'bev_neck output'), semantic, x)
 
     def extract_feat(self, batch_inputs_dict: dict,
                      batch_data_samples: Sequence[Det3DDataSample]
-                     ) -> List[Tensor]:
-        """Shared BEV feature levels (input of the task heads).
+                     ) -> Features:
+        """Shared BEV feature levels, or per-task features with
+        ``task_attention`` (input of the task heads).
 
         Args:
             batch_inputs_dict (dict): ``imgs``, ``points`` and ``voxels``
@@ -348,6 +379,7 @@ class MultiTaskBEVFusion(BaseMultiTaskDetector):
             batch_data_samples (Sequence[Det3DDataSample]): The batch.
 
         Returns:
-            list[Tensor]: (B, C_i, Y, X) levels of the BEV decoder.
+            list[Tensor] | dict[str, Tensor]: (B, C_i, Y, X) levels of the
+            BEV decoder, or ``{task: feature}`` (see :meth:`decode_bev`).
         """
         return self.extract_bev(batch_inputs_dict, batch_data_samples)['feats']

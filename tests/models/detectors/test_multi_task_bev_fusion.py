@@ -368,3 +368,73 @@ def test_test_cfg_per_task_reaches_the_head():
     cfg.task_heads.det.test_cfg = dict(max_num=4)
     with pytest.raises(ValueError, match="task 'det'.*keep one"):
         MODELS.build(cfg)
+
+
+def _tag_cfg(tasks=('det', 'seg')):
+    # decoder output: the two 64-channel SECONDFPN levels concatenated;
+    # semantic: SECOND's last stage (128); detail: the fused BEV (128)
+    return dict(type='TaskAdaptiveAttentionGenerator', tasks=list(tasks),
+                in_channels=128, semantic_channels=128, detail_channels=128)
+
+
+def test_task_attention_gives_each_head_its_own_feature():
+    torch.manual_seed(0)
+    model = MODELS.build(_tiny_model_cfg(task_attention=_tag_cfg()))
+    model.init_weights()
+    tag = model.task_attention
+    # alpha = sigmoid(0) = 0.5 for every task, beta = sigmoid(0) = 0.5
+    for mlp in tag.alpha_mlps.values():
+        torch.nn.init.zeros_(mlp[-1].weight)
+        torch.nn.init.zeros_(mlp[-1].bias)
+    torch.nn.init.zeros_(tag.beta_conv.weight)
+    torch.nn.init.zeros_(tag.beta_conv.bias)
+    seen = {}
+    model.bev_neck.register_forward_hook(
+        lambda m, a, out: seen.__setitem__('neck', torch.cat(out, 1)))
+    model.fuser.register_forward_hook(
+        lambda m, a, out: seen.__setitem__('fused', out))
+    for task in ('det', 'seg'):
+        model.task_heads[task].register_forward_pre_hook(
+            lambda m, a, task=task: seen.__setitem__(task, a[0]))
+    model.eval()
+    with torch.no_grad():
+        _run(model, 'predict')
+    for task in ('det', 'seg'):
+        feat = seen[task][0] if isinstance(seen[task], list) else seen[task]
+        torch.testing.assert_close(feat, 0.5 * seen['neck'] + 0.5)
+
+    # the per-task attention changes one task's input only
+    with torch.no_grad():
+        tag.alpha_mlps['det'][-1].bias.fill_(3.0)
+        _run(model, 'predict')
+    det = seen['det'][0] if isinstance(seen['det'], list) else seen['det']
+    seg = seen['seg'][0] if isinstance(seen['seg'], list) else seen['seg']
+    alpha = torch.sigmoid(torch.tensor(3.0))
+    torch.testing.assert_close(det, alpha * seen['neck'] + 0.5)
+    torch.testing.assert_close(seg, 0.5 * seen['neck'] + 0.5)
+
+
+def test_task_attention_trains_with_the_heads():
+    torch.manual_seed(0)
+    model = MODELS.build(_tiny_model_cfg(task_attention=_tag_cfg()))
+    model.init_weights()
+    model.train()
+    losses = _run(model, 'loss')
+    assert {key.split('.')[0] for key in losses} == {'det', 'seg'}
+    sum(v for k, v in losses.items() if 'loss' in k).backward()
+    for prefix in ('task_attention.alpha_mlps.det',
+                   'task_attention.alpha_mlps.seg', 'task_attention.beta',
+                   'bev_neck', 'fuser'):
+        grads = [p.grad for n, p in model.named_parameters()
+                 if n.startswith(prefix) and p.grad is not None]
+        assert grads and any(g.abs().sum() > 0 for g in grads), prefix
+    model.eval()
+    with torch.no_grad():
+        results = _run(model, 'predict')
+    assert results[0].pred_bev_masks.shape == (6, 200, 200)
+    assert len(results[0].pred_instances_3d.scores_3d) > 0
+
+
+def test_task_attention_must_serve_the_model_tasks():
+    with pytest.raises(ValueError, match='task_attention'):
+        MODELS.build(_tiny_model_cfg(task_attention=_tag_cfg(['det'])))
