@@ -8,6 +8,12 @@ Examples:
         --root-path data/synthetic-nuscenes --num-scenes 4 \
         --samples-per-scene 3 --picture resources/synthetic_sample.png
 
+    # the front camera of the synthetic world as a Cityscapes-3D tree
+    # (leftImg8bit, gtFine labelIds / instanceIds, disparity, camera,
+    # gtBbox3d; train and val)
+    python tools/create_data.py synthetic-cityscapes3d \
+        --root-path data/synthetic-cityscapes3d
+
     # info files (mmdet3d v2 layout + the log `location`) for real nuScenes
     python tools/create_data.py nuscenes --root-path data/nuscenes \
         --version v1.0-trainval
@@ -68,6 +74,35 @@ def parse_args(argv=None):
         default=0,
         help='validation sample drawn by --picture')
     syn.add_argument('--quiet', action='store_true', help='no progress log')
+
+    cs3d = sub.add_parser(
+        'synthetic-cityscapes3d',
+        help='export the synthetic world\'s front camera as a Cityscapes-3D '
+        'tree')
+    cs3d.add_argument(
+        '--root-path',
+        default='data/synthetic-cityscapes3d',
+        help='output folder (default: %(default)s)')
+    cs3d.add_argument(
+        '--num-scenes',
+        type=int,
+        default=10,
+        help='1-10 scenes; the last min(2, n // 2) form the val split '
+        '(default: %(default)s)')
+    cs3d.add_argument(
+        '--frames-per-scene',
+        type=int,
+        default=10,
+        help='images per scene, 0.5 s apart (default: %(default)s)')
+    cs3d.add_argument(
+        '--image-size',
+        type=int,
+        nargs=2,
+        default=(512, 256),
+        metavar=('WIDTH', 'HEIGHT'),
+        help='image size (default: 512 256)')
+    cs3d.add_argument('--seed', type=int, default=0)
+    cs3d.add_argument('--quiet', action='store_true', help='no progress log')
 
     nus = sub.add_parser('nuscenes', help='info files for real nuScenes')
     nus.add_argument(
@@ -170,6 +205,15 @@ def main(argv=None):
                 split='val',
                 index=args.picture_index)
             print_log(f'picture written to {args.picture}', logger='current')
+    elif args.dataset == 'synthetic-cityscapes3d':
+        from mtl_fusion.synthetic import write_synthetic_cityscapes3d
+        write_synthetic_cityscapes3d(
+            args.root_path,
+            num_scenes=args.num_scenes,
+            frames_per_scene=args.frames_per_scene,
+            image_size=tuple(args.image_size),
+            seed=args.seed,
+            progress=not args.quiet)
     elif args.dataset == 'nuscenes':
         from mtl_fusion.synthetic import create_nuscenes_v2_infos
         paths = create_nuscenes_v2_infos(

@@ -1,4 +1,5 @@
 """Datasets and pipeline transforms."""
+from .cityscapes3d_dataset import Cityscapes3DDataset
 from .multi_task_nuscenes_dataset import MultiTaskNuScenesDataset
 from .transforms import (BEVGlobalRotScaleTrans, BEVRandomFlip3D,
                          LoadBEVMapMasks, MultiViewImageAug3D,
@@ -13,3 +14,4 @@ __all__ = [
     'StrictLoadMultiViewImageFromFiles', 'StrictLoadPointsFromFile',
     'StrictLoadPointsFromMultiSweeps'
 ]
+__all__ += ['Cityscapes3DDataset']
