@@ -98,6 +98,8 @@ _CAMERA = dict(
 # the image size cityscapesScripts' 3D evaluation clips amodal boxes to
 # (its Camera's default), (width, height)
 _EVAL_IMAGE_SIZE = (2048, 1024)
+# objects whose centre is closer to the image plane (m) are ignore regions
+_MIN_CENTRE_DEPTH = 1.0
 _TILTED_FRACTION = 0.4
 _MAX_PITCH, _MAX_ROLL = 0.08, 0.05
 _MAX_SCENES = len(SCENE_LOCATIONS)
@@ -348,7 +350,10 @@ class _FrameWriter:
             num_visible = int(visible.sum())
             modal = _modal_box(visible)
             label = ACTOR_DETECTION_CLASSES[actors[i].name]
-            if num_visible < self.min_pixels:
+            # too few pixels, or a centre (next to or) behind the camera,
+            # whose projection means nothing: an ignore region
+            if (num_visible < self.min_pixels
+                    or cam_boxes['bboxes_3d'][j, 2] < _MIN_CENTRE_DEPTH):
                 ignores.append(
                     dict(
                         **{'2d': modal},
@@ -409,7 +414,8 @@ def write_synthetic_cityscapes3d(root_path: str,
         seed (int): Seed; the same arguments give the same files.
             Defaults to 0.
         min_pixels (int): Objects of a detection class with fewer visible
-            pixels go to the file's ``"ignore"`` regions instead of its
+            pixels (or with their centre less than 1 m in front of the
+            camera) go to the file's ``"ignore"`` regions instead of its
             ``"objects"``. Defaults to 20.
         progress (bool): Log one line per scene. Defaults to True.
 

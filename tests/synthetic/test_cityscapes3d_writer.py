@@ -289,6 +289,10 @@ def test_real_layout_and_formats(tree):
                     'center', 'dimensions', 'rotation', 'type', 'format'
                 }
                 assert obj['3d']['format'] == 'CRS_ISO8855'
+                # the centre is well in front of the camera (x of C)
+                trans = np.asarray(ann['sensor']['sensor_T_ISO_8855'])
+                centre_c = trans[:, :3] @ obj['3d']['center'] + trans[:, 3]
+                assert centre_c[0] >= 1.0
                 assert obj['label'] in CITYSCAPES3D_DETECTION_CLASSES
                 assert obj['instanceId'] // 1000 == name2label[
                     obj['label']].id

@@ -47,7 +47,11 @@ class LoadCityscapes3DAnnotations(BaseTransform):
       projected geometric centre), ``depths`` (N,) float32 (its z) and
       ``gt_bboxes`` (N, 4) float32 xyxy amodal boxes (the 8 projected
       corners clipped to the image). The file's ``"ignore"`` regions are not
-      objects and are not loaded.
+      objects and are not loaded. An object whose centre lies behind the
+      camera (``depths <= 0``, possible in real data for a long vehicle
+      alongside) keeps the arithmetic projection as ``centers_2d``, which
+      is meaningless: consumers of ``centers_2d`` should use objects with
+      ``depths > 0``.
     * ``with_seg`` (``seg_map_path``, the gtFine labelIds png):
       ``gt_seg_map`` (H, W) uint8 Cityscapes train ids, 255 = ignore
       (``cityscapesscripts.helpers.labels``).
