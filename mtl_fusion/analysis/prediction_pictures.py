@@ -4,7 +4,11 @@ One PNG per sample: the six cameras (original resolution images from
 ``img_path``) with GT (green) and predicted boxes projected with the
 un-augmented ``lidar2img``, the LiDAR BEV with GT vs predicted boxes, and
 GT vs predicted BEV map masks (see
-:func:`mtl_fusion.visualization.render_sample`). Used by
+:func:`mtl_fusion.visualization.render_sample`). Image-task samples (one
+camera image with ``cam2img`` and no ``lidar2img``: TAG-like models) get
+the image with GT and predicted 3D boxes (yaw, pitch, roll), the
+segmentation and the depth map, prediction row over GT row (see
+:func:`mtl_fusion.visualization.render_image_tasks`). Used by
 ``tools/analysis_tools/visualize_results.py`` and ``tools/run_demo.py``.
 """
 import itertools
@@ -21,8 +25,8 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import Runner, load_checkpoint
 
 from mmdet3d.registry import MODELS
-from mtl_fusion.visualization import (render_sample, transform_boxes,
-                                      transform_points)
+from mtl_fusion.visualization import (render_image_tasks, render_sample,
+                                      transform_boxes, transform_points)
 from mtl_fusion.visualization.geometry import to_numpy
 
 __all__ = ['visualize_results', 'compare_results']
@@ -54,6 +58,57 @@ def _gt_boxes(dataset, info: dict):
     return ann['gt_bboxes_3d'], ann.get('gt_labels_3d')
 
 
+def _is_image_task(meta: dict) -> bool:
+    """Whether a sample is one camera image of the image-task contract
+    (intrinsics ``cam2img``, no LiDAR projection)."""
+    return 'cam2img' in meta and 'lidar2img' not in meta
+
+
+def _network_image(meta: dict) -> np.ndarray:
+    """The sample's image (RGB uint8) at the network input size
+    ``img_shape``, the size ``cam2img`` refers to."""
+    path = meta.get('img_path')
+    if isinstance(path, (list, tuple)):
+        if len(path) != 1:
+            raise ValueError(f'an image-task sample has one image, got '
+                             f'img_path {path}')
+        path = path[0]
+    if not path or not osp.isfile(path):
+        raise FileNotFoundError(f'image {path!r} of the sample does not '
+                                'exist')
+    image = mmcv.imread(path, channel_order='rgb')
+    height, width = meta.get('img_shape', image.shape[:2])[:2]
+    if image.shape[:2] != (height, width):
+        image = mmcv.imresize(image, (width, height))
+    return image
+
+
+def _render_image_sample(out_dir: str, index: int, sample, score_thr: float,
+                         class_names: Optional[list], label: Optional[str],
+                         number: int) -> str:
+    """Picture of one image-task sample, ``<number>_<sample_idx>.png``."""
+    meta = sample.metainfo
+    token = str(meta.get('sample_idx', index))
+    out_file = osp.join(out_dir, f'{number:04d}_{token}.png')
+    gt = sample.gt_instances_3d if 'gt_instances_3d' in sample else None
+    pred = sample.pred_instances_3d \
+        if 'pred_instances_3d' in sample else None
+    num_gt = 0 if gt is None or 'bboxes_3d' not in gt else len(gt.bboxes_3d)
+    num_pred = 0
+    if pred is not None and 'scores_3d' in pred:
+        num_pred = int((to_numpy(pred.scores_3d) >= score_thr).sum())
+    render_image_tasks(
+        out_file,
+        sample,
+        _network_image(meta),
+        score_thr=score_thr,
+        class_names=class_names,
+        title=(f'{label}: ' if label else '') +
+        f'sample {index} ({token}): {num_gt} GT boxes, {num_pred} '
+        f'predictions with score >= {score_thr}')
+    return out_file
+
+
 def visualize_results(cfg: Union[str, Config],
                       checkpoint: str,
                       out_dir: str,
@@ -64,7 +119,10 @@ def visualize_results(cfg: Union[str, Config],
     """Run a model on the first val samples and render one PNG each.
 
     A camera-only model (its val pipeline loads no points) gets a BEV
-    panel with boxes and no points.
+    panel with boxes and no points. An image-task model (samples with
+    ``cam2img`` and no ``lidar2img``, e.g. TAG) gets the image with 3D
+    boxes, the segmentation and the depth map, prediction over GT
+    (:func:`mtl_fusion.visualization.render_image_tasks`).
 
     Args:
         cfg (str | Config): Config (or its path); ``val_dataloader`` and
@@ -114,6 +172,11 @@ def visualize_results(cfg: Union[str, Config],
             if len(written) >= num_samples:
                 break
             meta = sample.metainfo
+            if _is_image_task(meta):
+                written.append(
+                    _render_image_sample(out_dir, index, sample, score_thr,
+                                         class_names, label, len(written)))
+                continue
             info = dataset.get_data_info(index)
             if info.get('token') != meta.get('token'):
                 raise RuntimeError(

@@ -4,7 +4,11 @@ One PNG per sample: the six cameras (original resolution images from
 ``img_path``) with GT (green) and predicted boxes projected with the
 un-augmented ``lidar2img``, the LiDAR BEV with GT vs predicted boxes, and
 GT vs predicted BEV map masks (see
-:func:`mtl_fusion.visualization.render_sample`); the work is done by
+:func:`mtl_fusion.visualization.render_sample`). Image-task models (TAG:
+one camera image per sample, ``cam2img`` in the metainfo) get the image
+with 3D boxes (yaw, pitch, roll) | the segmentation in the Cityscapes
+colours | the depth map with its scale, prediction row over GT row (see
+:func:`mtl_fusion.visualization.render_image_tasks`). The work is done by
 :func:`mtl_fusion.analysis.visualize_results`.
 
 Example:
@@ -12,6 +16,12 @@ Example:
         configs/fuller/fuller_tiny-fusion-mtl_1xb2-600i_synthetic-nus.py \
         work_dirs/fuller_tiny-fusion-mtl_1xb2-600i_synthetic-nus/iter_600.pth \
         --out-dir work_dirs/vis --num-samples 4 --score-thr 0.3
+
+    # TAG on the synthetic Cityscapes-3D tree
+    python tools/analysis_tools/visualize_results.py \
+        configs/tag/tag_tiny-mtl-tag_1xb2-600i_synthetic-cs3d.py \
+        work_dirs/tag_tiny-mtl-tag_1xb2-600i_synthetic-cs3d/iter_600.pth \
+        --out-dir work_dirs/vis_tag --num-samples 4 --score-thr 0.3
 
     # a camera-only student above its fusion teacher, on the same samples
     # (the student from a distillation run: the config of the run)
