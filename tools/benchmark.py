@@ -5,7 +5,10 @@ interleaved repetitions:
 
 1. inference of the multi-task model and of the single-task models given
    with ``--compare``: latency per sample, peak memory, parameters, FLOPs,
-   the share of time per stage; ratios multi / sum(singles);
+   the share of time per stage; ratios multi / sum(singles). BEV fusion
+   models (FULLER) and single-image models (TAG: image backbone, task
+   attention, det / seg / depth heads) alike; the targets checked follow
+   the kind of model (``--targets``);
 2. the training step with FULLER's gradient calibration (inter, intra,
    both) against the plain summed-loss step, on the same weights and
    batches; ratios to plain;
@@ -26,6 +29,12 @@ Examples:
         --compare $C/fuller_r50-fusion-det_8xb4-20e_nus.py \
         $C/fuller_r50-fusion-seg_8xb4-20e_nus.py \
         --data random --iters 3 --train-iters 1
+    T=configs/tag
+    python tools/benchmark.py $T/tag_tiny-mtl-tag_1xb2-600i_synthetic-cs3d.py \
+        --compare $T/tag_tiny-det_1xb2-600i_synthetic-cs3d.py \
+        $T/tag_tiny-seg_1xb2-600i_synthetic-cs3d.py \
+        $T/tag_tiny-depth_1xb2-600i_synthetic-cs3d.py \
+        --sections inference --data random --threads 1
 """
 import argparse
 import datetime
@@ -60,6 +69,16 @@ def parse_args(argv=None):
                         help=f'any of {list(SECTIONS)}')
     parser.add_argument('--no-flops', action='store_true',
                         help='skip FLOP counting')
+    parser.add_argument(
+        '--targets', default='auto', choices=['auto'] + list(bm.TARGET_SETS),
+        help='targets to check: fuller (fusion model vs det + seg, '
+        'calibration), tag (TAG model vs det + seg + depth, TAG share), '
+        'none; auto: by the kind of model (tag for TAGMultiTaskDetector, '
+        'none for a distillation student or models with other sensors)')
+    parser.add_argument('--img-size', type=int, nargs=2, default=None,
+                        metavar=('H', 'W'),
+                        help='input size of --data random batches of a '
+                        'single-image model (default: the config\'s)')
     args = parser.parse_args(argv)
     bad = sorted(set(args.sections) - set(SECTIONS))
     if bad:
@@ -70,6 +89,8 @@ def parse_args(argv=None):
         args.train_iters = args.iters
     if args.train_iters < 1:
         parser.error('--train-iters must be >= 1')
+    if args.img_size is not None and min(args.img_size) < 1:
+        parser.error('--img-size must be two positive integers (H W)')
     return args
 
 
@@ -113,7 +134,9 @@ def _run(args, device: torch.device) -> dict:
     def batches(split, config=cfg):
         return bm.make_batches(config, data, args.batch_size, num_batches,
                                split=split, seed=args.seed,
-                               num_points=args.num_points)
+                               num_points=args.num_points,
+                               img_size=(args.img_size
+                                         if data == 'random' else None))
 
     def sensors(m):
         return bm.has_camera(m), bm.has_lidar(m)
@@ -122,6 +145,7 @@ def _run(args, device: torch.device) -> dict:
         config=args.config, compare=list(args.compare), device=str(device),
         data=data, batch_size=args.batch_size, iters=args.iters,
         train_iters=args.train_iters, warmup=args.warmup,
+        img_size=args.img_size,
         torch=torch.__version__, threads=torch.get_num_threads(),
         memory_method=bm.MEMORY_METHODS[device.type],
         time=datetime.datetime.now().isoformat(timespec='seconds')))
@@ -172,10 +196,13 @@ def _run(args, device: torch.device) -> dict:
         else:
             calib_cfg = (bm.load_config(args.calib_config, args.cfg_options)
                          if args.calib_config else None)
-            variants = bm.calibration_variants(cfg, model, calib_cfg)
-            result['training'] = bm.benchmark_training(
-                model, variants, batches('train'), args.train_iters,
-                args.warmup, device)
+            variants = _calibration_variants(cfg, model, calib_cfg)
+            if isinstance(variants, str):
+                result['training'] = dict(skipped=variants)
+            else:
+                result['training'] = bm.benchmark_training(
+                    model, variants, batches('train'), args.train_iters,
+                    args.warmup, device)
         _save(result, args.out)
     if 'bev_pool' in args.sections:
         pool = dict(correctness=bm.check_bev_pool(seed=args.seed))
@@ -188,8 +215,25 @@ def _run(args, device: torch.device) -> dict:
         pool['throughput'] = bm.benchmark_bev_pool(
             inputs, args.iters, args.warmup, device)
         result['bev_pool'] = pool
-    result['targets'] = bm.evaluate_targets(result)
+    target_set, targets = bm.choose_targets(
+        args.targets, str(cfg.model.get('type')),
+        getattr(model, 'task_attention', None) is not None,
+        result['meta'].get('own_batches', ()))
+    result['meta']['targets'] = target_set
+    result['targets'] = bm.evaluate_targets(result, targets)
     return result
+
+
+def _calibration_variants(cfg, model, calib_cfg):
+    """The calibration variants, or why there are none: a model without
+    the calibration config and without a shared BEV decoder to derive it
+    from (e.g. the TAG image model) has nothing to calibrate here."""
+    if calib_cfg is None and cfg.get('optim_wrapper', {}).get(
+            'calibration') is None and getattr(model, 'bev_backbone',
+                                               None) is None:
+        return (f'{type(model).__name__} has no optim_wrapper.calibration '
+                'and no BEV decoder to derive one from; give --calib-config')
+    return bm.calibration_variants(cfg, model, calib_cfg)
 
 
 def main(argv=None) -> dict:

@@ -14,9 +14,12 @@ from .distillation import (DISTILL_TARGETS, benchmark_distillation,
                            distillation_report)
 from .inference import benchmark_inference, inference_ratios
 from .cli import add_common_args, check_common_args
-from .inputs import default_source, make_batches, random_batch
+from .inputs import (default_source, is_image_model, make_batches,
+                     random_batch, random_image_batch)
 from .memory import MEMORY_METHODS, measure_peak_memory, state_bytes
-from .report import TARGETS, evaluate_targets, markdown_report
+from .report import (TAG_TARGETS, TARGET_SETS, TARGETS,
+                     TASK_ATTENTION_TARGET, choose_targets, evaluate_targets,
+                     markdown_report)
 from .setup import (build_model, has_camera, has_lidar, load_config,
                     resolve_device)
 from .stages import STAGES, StageTimer, stage_modules
@@ -28,6 +31,8 @@ __all__ = [
     'frustum_pool_inputs',
     'reference_bev_pool', 'count_flops', 'count_stage_parameters',
     'benchmark_inference', 'inference_ratios', 'make_batches', 'random_batch',
+    'random_image_batch', 'is_image_model', 'TAG_TARGETS', 'TARGET_SETS',
+    'TASK_ATTENTION_TARGET', 'choose_targets',
     'default_source', 'add_common_args', 'check_common_args',
     'MEMORY_METHODS', 'measure_peak_memory', 'state_bytes', 'TARGETS',
     'evaluate_targets', 'markdown_report', 'build_model', 'has_camera',

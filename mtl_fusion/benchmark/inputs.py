@@ -18,6 +18,18 @@ dataset:
 * labels: 20 boxes inside the range with random classes, sizes and yaws,
   and map masks on each segmentation head's map grid (a road band and a
   few random rectangles per class).
+
+Single-image models (a ``backbone`` and no view transform or LiDAR
+encoder, e.g. ``TAGMultiTaskDetector``) get one uint8 image per sample at
+the model's input size (``img_size``, else the pipeline's
+``Resize3DWithDepth`` / ``Resize`` ``scale`` (width, height), else the
+config's ``img_scale``), intrinsics ``f = 1.1 W`` (Cityscapes' 2262 px at
+2048 px width) at the image centre, and the metainfo the heads read
+(``cam2img``, ``img_shape``, ``ori_shape``, ``scale_factor``, ...). Ground
+truth of the data contract (``gt_instances_3d`` in the camera frame with
+``pitch``, ``roll``, ``centers_2d``, ``depths``, ``bboxes``, ``labels``;
+``gt_sem_seg``; ``gt_depth_map``) is added only with ``with_labels``
+(training batches); inference needs none.
 """
 import math
 import os
@@ -27,7 +39,8 @@ import numpy as np
 import torch
 from mmengine.config import Config
 
-__all__ = ['make_batches', 'random_batch', 'find_pipeline_step']
+__all__ = ['make_batches', 'random_batch', 'random_image_batch',
+           'is_image_model', 'find_pipeline_step']
 
 
 def find_pipeline_step(cfg: Config, step_type: str) -> Optional[dict]:
@@ -165,6 +178,139 @@ def _det_num_classes(cfg: Config) -> int:
     return 10
 
 
+def is_image_model(cfg: Config) -> bool:
+    """Whether ``cfg.model`` is a single-image model: a ``backbone`` and no
+    multi-view or LiDAR branch (e.g. ``TAGMultiTaskDetector``)."""
+    model = cfg.model
+    return model.get('backbone') is not None and all(
+        model.get(key) is None for key in ('view_transform', 'img_backbone',
+                                           'pts_voxel_encoder'))
+
+
+def _single_image_size(cfg: Config,
+                       img_size: Optional[Sequence[int]] = None
+                       ) -> Sequence[int]:
+    """(height, width) of a single-image model's input (see module doc)."""
+    if img_size is not None:
+        return [int(s) for s in img_size]
+    for step_type in ('Resize3DWithDepth', 'Resize'):
+        step = find_pipeline_step(cfg, step_type)
+        if step is not None and step.get('scale') is not None:
+            width, height = step['scale']
+            return [int(height), int(width)]
+    if cfg.get('img_scale') is not None:
+        width, height = cfg.img_scale
+        return [int(height), int(width)]
+    raise KeyError('--data random: the input size of this image model is '
+                   'unknown (no Resize3DWithDepth / Resize scale in a '
+                   'pipeline, no img_scale in the config); give --img-size')
+
+
+def _head_num_classes(cfg: Config, head_type: str, default: int) -> int:
+    for head in (cfg.model.get('task_heads') or {}).values():
+        if head is not None and head.get('type') == head_type:
+            return int(head.get('num_classes', default))
+    return default
+
+
+def _camera_instances(gen: np.random.Generator, cam2img: np.ndarray,
+                      height: int, width: int, num_classes: int,
+                      num: int = 8):
+    """``num`` random camera-frame boxes whose centres project into the
+    image, with the contract's per-instance fields."""
+    from mmdet3d.structures import CameraInstance3DBoxes, points_cam2img
+    from mmengine.structures import InstanceData
+    fx, cx, cy = cam2img[0, 0], cam2img[0, 2], cam2img[1, 2]
+    depth = gen.uniform(8.0, 40.0, num)
+    # centre pixel inside the middle 80 % of the image, back-projected
+    u = gen.uniform(0.1 * width, 0.9 * width, num)
+    v = gen.uniform(0.5 * height, 0.7 * height, num)
+    dims = gen.uniform([3.0, 1.4, 1.6], [5.0, 2.0, 2.0], (num, 3))
+    x = (u - cx) * depth / fx
+    y_centre = (v - cy) * depth / fx
+    boxes = np.concatenate([
+        np.stack([x, y_centre + dims[:, 1] / 2, depth], 1), dims,
+        gen.uniform(-np.pi, np.pi, (num, 1))
+    ], 1).astype(np.float32)
+    bboxes_3d = CameraInstance3DBoxes(torch.from_numpy(boxes), box_dim=7,
+                                      origin=(0.5, 1.0, 0.5))
+    proj = torch.from_numpy(cam2img.astype(np.float32))
+    centres = points_cam2img(bboxes_3d.gravity_center, proj, with_depth=True)
+    corners = points_cam2img(bboxes_3d.corners.reshape(-1, 3),
+                             proj).reshape(num, 8, 2)
+    xy_min, xy_max = corners.min(1)[0], corners.max(1)[0]
+    bboxes = torch.cat([xy_min, xy_max], 1)
+    bboxes[:, 0::2] = bboxes[:, 0::2].clamp(0, width)
+    bboxes[:, 1::2] = bboxes[:, 1::2].clamp(0, height)
+    labels = torch.from_numpy(gen.integers(0, num_classes, num))
+    inst = InstanceData()
+    inst.bboxes_3d = bboxes_3d
+    inst.labels_3d = labels
+    inst.pitch = torch.from_numpy(gen.normal(0.0, 0.02, num)).float()
+    inst.roll = torch.from_numpy(gen.normal(0.0, 0.02, num)).float()
+    inst.centers_2d = centres[:, :2].contiguous()
+    inst.depths = centres[:, 2].contiguous()
+    inst.bboxes = bboxes
+    inst.labels = labels.clone()
+    return inst
+
+
+def random_image_batch(cfg: Config, batch_size: int, seed: int = 0,
+                       img_size: Optional[Sequence[int]] = None,
+                       with_labels: bool = False) -> Dict:
+    """One collated batch of a single-image model (see module doc).
+
+    Args:
+        cfg (Config): Model (+ dataset) config.
+        batch_size (int): Samples in the batch.
+        seed (int): Seed. Defaults to 0.
+        img_size (Sequence[int], optional): (height, width). Defaults to
+            None (from the config).
+        with_labels (bool): Add the contract's ground truth (training).
+            Defaults to False.
+
+    Returns:
+        dict: ``inputs`` (``img``: one (3, H, W) uint8 tensor per sample)
+        and ``data_samples``, as the dataloader's collate function returns
+        them.
+    """
+    from mmdet3d.structures import CameraInstance3DBoxes, Det3DDataSample
+    from mmengine.structures import PixelData
+    if batch_size < 1:
+        raise ValueError(f'--batch-size must be >= 1, got {batch_size}')
+    height, width = _single_image_size(cfg, img_size)
+    gen = np.random.default_rng(seed)
+    cam2img = np.array([[1.1 * width, 0.0, width / 2.0],
+                        [0.0, 1.1 * width, height / 2.0], [0.0, 0.0, 1.0]])
+    imgs, samples = [], []
+    for i in range(batch_size):
+        imgs.append(torch.from_numpy(
+            gen.integers(0, 256, (3, height, width), dtype=np.uint8)))
+        sample = Det3DDataSample(metainfo=dict(
+            cam2img=cam2img.tolist(),
+            img_shape=(height, width),
+            ori_shape=(height, width),
+            scale_factor=(1.0, 1.0),
+            img_path=f'random_{seed:06d}_{i:06d}_leftImg8bit.png',
+            sample_idx=f'random_{seed:06d}_{i:06d}',
+            city='random',
+            box_type_3d=CameraInstance3DBoxes))
+        if with_labels:
+            sample.gt_instances_3d = _camera_instances(
+                gen, cam2img, height, width,
+                _head_num_classes(cfg, 'CenterMono3DHead', 8))
+            num_seg = _head_num_classes(cfg, 'ImageSegHead', 19)
+            seg = gen.integers(0, num_seg, (1, height, width))
+            seg[gen.random((1, height, width)) < 0.1] = 255
+            sample.gt_sem_seg = PixelData(sem_seg=torch.from_numpy(seg))
+            depth = gen.uniform(1.0, 80.0, (1, height, width))
+            depth[gen.random((1, height, width)) < 0.3] = 0.0
+            sample.gt_depth_map = PixelData(
+                data=torch.from_numpy(depth.astype(np.float32)))
+        samples.append(sample)
+    return dict(inputs=dict(img=imgs), data_samples=samples)
+
+
 def random_batch(cfg: Config, batch_size: int, seed: int = 0,
                  num_points: Optional[int] = None) -> Dict:
     """One collated batch synthesised from the config (see module doc).
@@ -184,6 +330,9 @@ def random_batch(cfg: Config, batch_size: int, seed: int = 0,
     from mmdet3d.structures import Det3DDataSample, LiDARInstance3DBoxes
     if batch_size < 1:
         raise ValueError(f'--batch-size must be >= 1, got {batch_size}')
+    if is_image_model(cfg):
+        raise ValueError(f'{cfg.model.get("type")} is a single-image model: '
+                         'use random_image_batch (make_batches chooses)')
     gen = np.random.default_rng(seed)
     height, width = _image_size(cfg)
     load_images = find_pipeline_step(
@@ -223,20 +372,43 @@ def random_batch(cfg: Config, batch_size: int, seed: int = 0,
     return dict(inputs=dict(points=points, img=imgs), data_samples=samples)
 
 
+def _data_files(cfg: Config, split: str):
+    """``(data root, annotation file or None)`` of the ``split``
+    dataloader's dataset (a dataset without ``ann_file``, e.g.
+    ``Cityscapes3DDataset``, indexes the folders under its root)."""
+    dataset = cfg.get(f'{split}_dataloader', {}).get('dataset', {})
+    root = dataset.get('data_root') or cfg.get('data_root')
+    return root, dataset.get('ann_file') or None
+
+
+def _data_found(root: Optional[str], ann: Optional[str]) -> bool:
+    if not root or not os.path.isdir(root):
+        return False
+    return ann is None or os.path.isfile(os.path.join(root, ann))
+
+
 def default_source(cfg: Config, split: str = 'test') -> str:
-    """``'synthetic'`` when the ``split`` dataloader's annotation file
-    exists under the config's data root, else ``'random'``."""
-    root = cfg.get('data_root')
-    ann = cfg.get(f'{split}_dataloader', {}).get('dataset', {}).get(
-        'ann_file')
-    if root and ann and os.path.isfile(os.path.join(root, ann)):
-        return 'synthetic'
-    return 'random'
+    """``'synthetic'`` when the ``split`` dataloader's data root exists
+    (and its annotation file, when the dataset has one), else
+    ``'random'``."""
+    if f'{split}_dataloader' not in cfg:
+        return 'random'
+    return 'synthetic' if _data_found(*_data_files(cfg, split)) else \
+        'random'
+
+
+def _generator_hint(cfg: Config, split: str) -> str:
+    dataset_type = str(cfg.get(f'{split}_dataloader', {}).get(
+        'dataset', {}).get('type', ''))
+    if 'Cityscapes3D' in dataset_type:
+        return 'synthetic-cityscapes3d'
+    return 'synthetic-nuscenes'
 
 
 def make_batches(cfg: Config, source: str, batch_size: int, num: int,
                  split: str = 'train', seed: int = 0,
-                 num_points: Optional[int] = None) -> List[Dict]:
+                 num_points: Optional[int] = None,
+                 img_size: Optional[Sequence[int]] = None) -> List[Dict]:
     """``num`` batches from the dataloader or synthesised.
 
     Args:
@@ -250,11 +422,23 @@ def make_batches(cfg: Config, source: str, batch_size: int, num: int,
         seed (int): Seed. Defaults to 0.
         num_points (int, optional): LiDAR points per sample of ``'random'``
             batches (see :func:`random_batch`). Defaults to None.
+        img_size (Sequence[int], optional): (height, width) of ``'random'``
+            batches of a single-image model (see
+            :func:`random_image_batch`). Defaults to None (from the config).
 
     Returns:
         list[dict]: Collated batches.
     """
     if source == 'random':
+        if is_image_model(cfg):
+            return [random_image_batch(cfg, batch_size, seed=seed + i,
+                                       img_size=img_size,
+                                       with_labels=split == 'train')
+                    for i in range(num)]
+        if img_size is not None:
+            raise ValueError('--img-size applies to single-image models; '
+                             'the input size of a multi-view model is its '
+                             'view_transform.image_size')
         return [random_batch(cfg, batch_size, seed=seed + i,
                              num_points=num_points)
                 for i in range(num)]
@@ -262,22 +446,23 @@ def make_batches(cfg: Config, source: str, batch_size: int, num: int,
         raise ValueError(f"--data must be 'synthetic' or 'random', got "
                          f'{source!r}')
     import copy
-    import os.path as osp
 
     from mmengine.runner import Runner
     key = f'{split}_dataloader'
     if key not in cfg:
         raise KeyError(f'--data synthetic: the config has no {key}')
+    if img_size is not None:
+        raise ValueError('--img-size applies to --data random; the '
+                         "dataloader's pipeline sets the size of its images")
     loader_cfg = copy.deepcopy(cfg[key])
-    root = loader_cfg.get('dataset', {}).get('data_root') or cfg.get(
-        'data_root')
-    ann = loader_cfg.get('dataset', {}).get('ann_file', '')
-    if root is None or not osp.isdir(root) or not osp.isfile(
-            osp.join(root, ann)):
+    root, ann = _data_files(cfg, split)
+    if not _data_found(root, ann):
+        what = f'data root {root!r}' + (
+            '' if ann is None else f' (ann_file {ann!r})')
         raise FileNotFoundError(
-            f'--data synthetic: data root {root!r} (ann_file {ann!r}) not '
-            'found; generate it with tools/create_data.py synthetic-nuscenes, '
-            'point --data-root at it, or use --data random')
+            f'--data synthetic: {key}: {what} not found; generate it with '
+            f'tools/create_data.py {_generator_hint(cfg, split)}, point '
+            '--data-root at it, or use --data random')
     loader_cfg.update(batch_size=batch_size, num_workers=0,
                       persistent_workers=False)
     loader = Runner.build_dataloader(loader_cfg, seed=seed)

@@ -1,7 +1,18 @@
-"""Targets and the markdown report of a benchmark result."""
-from typing import Dict, List
+"""Targets and the markdown report of a benchmark result.
 
-__all__ = ['TARGETS', 'evaluate_targets', 'markdown_report']
+Target sets (``--targets``): ``fuller`` (:data:`TARGETS`, the FULLER
+fusion model against its det and seg models, and its calibration),
+``tag`` (:data:`TAG_TARGETS`, the TAG image model against its three
+single-task models, and TAG's own share), ``none`` (no targets: a
+comparison the targets were not written for, e.g. a distillation student
+against its baseline and teacher). ``auto`` (the tool's default) chooses
+by the kind of model, see :func:`choose_targets`.
+"""
+from typing import Dict, List, Optional, Sequence, Tuple
+
+__all__ = ['TARGETS', 'TAG_TARGETS', 'TASK_ATTENTION_TARGET',
+           'TARGET_SETS', 'choose_targets', 'evaluate_targets',
+           'markdown_report']
 
 #: (key, description, limit): ratio <= limit is met. The paper's multi-task
 #: model costs 0.52 of the two single-task models in latency and 0.51 in
@@ -19,6 +30,59 @@ TARGETS = [
     ('training.both.step_time', 'step time, calibration (both) / plain',
      1.05),
 ]
+
+#: TAG's own latency share of the model it is in: about 0.6 ms of the
+#: paper's 33 ms.
+TASK_ATTENTION_TARGET = ('inference.stages.task attention',
+                         'task attention share of the multi-task model',
+                         0.02)
+
+#: The TAG paper's multi-task model against its single-task models
+#: (detection, segmentation, depth): one backbone for three.
+TAG_TARGETS = [
+    TASK_ATTENTION_TARGET,
+    ('inference.latency', 'latency, multi / (det + seg + depth)', 0.4),
+    ('inference.params', 'params, multi / (det + seg + depth)', 0.4),
+]
+
+#: ``--targets`` name -> targets.
+TARGET_SETS = dict(fuller=TARGETS, tag=TAG_TARGETS, none=[])
+
+
+def choose_targets(name: str, model_type: str, has_task_attention: bool,
+                   other_sensors: Sequence[str] = ()
+                   ) -> Tuple[str, List[tuple]]:
+    """The targets of a run.
+
+    Args:
+        name (str): ``'auto'`` or a key of :data:`TARGET_SETS`.
+        model_type (str): ``type`` of the multi-task model's config.
+        has_task_attention (bool): Whether the model has a
+            ``task_attention`` module.
+        other_sensors (Sequence[str]): Compared models that run on their
+            own batches (other sensors than the model).
+
+    Returns:
+        tuple[str, list[tuple]]: The set's name and its ``(key,
+        description, limit)`` per target. ``auto``: ``tag`` for
+        ``TAGMultiTaskDetector``; ``none`` for a distillation student
+        (``SimDistillStudent``) or when a compared model has other sensors
+        (the ratios are informative, not the targets' multi / singles);
+        else ``fuller``, plus TAG's share (``fuller+task attention``) when
+        the fusion model has task attention.
+    """
+    if name != 'auto':
+        if name not in TARGET_SETS:
+            raise ValueError(f'--targets: unknown {name!r}; choose from '
+                             f'{["auto"] + list(TARGET_SETS)}')
+        return name, list(TARGET_SETS[name])
+    if model_type == 'TAGMultiTaskDetector':
+        return 'tag', list(TAG_TARGETS)
+    if model_type == 'SimDistillStudent' or other_sensors:
+        return 'none', []
+    if has_task_attention:
+        return 'fuller+task attention', TARGETS + [TASK_ATTENTION_TARGET]
+    return 'fuller', list(TARGETS)
 
 
 def _stage_share(result: Dict, stage: str):
@@ -46,15 +110,22 @@ def _ratio_value(result: Dict, key: str):
     return value
 
 
-def evaluate_targets(result: Dict) -> List[Dict]:
+def evaluate_targets(result: Dict,
+                     targets: Optional[Sequence[tuple]] = None
+                     ) -> List[Dict]:
     """Check each measured ratio against its target.
+
+    Args:
+        result (dict): The benchmark result.
+        targets (Sequence[tuple], optional): ``(key, description, limit)``
+            per target. Defaults to None (:data:`TARGETS`).
 
     Returns:
         list[dict]: ``key``, ``description``, ``value`` (None when not
         measured), ``limit`` and ``met`` (None when not measured).
     """
     out = []
-    for key, desc, limit in TARGETS:
+    for key, desc, limit in (TARGETS if targets is None else targets):
         value = _ratio_value(result, key)
         out.append(dict(key=key, description=desc, value=value, limit=limit,
                         met=None if value is None else bool(value <= limit)))
@@ -145,7 +216,10 @@ def markdown_report(result: Dict) -> str:
         for name, res in inf['models'].items():
             _stage_table(name, res, lines)
     train = result.get('training')
-    if train:
+    if train and train.get('skipped'):
+        lines += ['### Training step', '', f'skipped: {train["skipped"]}',
+                  '']
+    elif train:
         lines += ['### Training step (median [IQR]; ratios per repetition '
                   'vs plain)', '',
                   f'calibration dict: {train["calibration_origin"]}; batch '
@@ -186,8 +260,13 @@ def markdown_report(result: Dict) -> str:
                 '| ' + _spread(thr['forward']['time_vs_reference'], 1,
                                '{:.2f}') + ' |')
         lines.append('')
-    lines += ['### Targets', '', '| ratio | measured | target | met |',
-              '|---|---|---|---|']
+    target_set = meta.get('targets')
+    lines += ['### Targets' + (f' ({target_set})' if target_set else ''),
+              '']
+    if not result.get('targets'):
+        lines += ['none for this comparison', '']
+        return '\n'.join(lines)
+    lines += ['| ratio | measured | target | met |', '|---|---|---|---|']
     for t in result.get('targets', []):
         value = '-' if t['value'] is None else f'{t["value"]:.3f}'
         met = 'not measured' if t['met'] is None else (

@@ -1,14 +1,20 @@
-"""The stages of a :class:`MultiTaskBEVFusion` and their share of the time.
+"""The stages of a multi-task detector and their share of the time.
 
-Stages (module attributes of the detector):
+Stages (module attributes of the detector; a stage is listed when the
+model has its modules: :class:`MultiTaskBEVFusion` has the BEV stages and
+optionally ``task attention``, :class:`TAGMultiTaskDetector` has
+``image backbone``, optionally ``task attention``, and its heads):
 
 =================  ==========================================
 preprocess          ``data_preprocessor`` (normalise, voxelize)
-camera backbone     ``img_backbone`` + ``img_neck``
+image backbone      ``backbone`` (a single-image backbone, e.g. the
+                    two-pathway net of TAG)
+camera backbone     ``img_backbone`` + ``img_neck`` (multi-view)
 view transform      ``view_transform`` (LSS incl. bev_pool)
 LiDAR encoder       ``pts_voxel_encoder`` + ``pts_middle_encoder``
 fuser               ``fuser``
 decoder             ``bev_backbone`` + ``bev_neck``
+task attention      ``task_attention`` (per-task features, e.g. TAG)
 head:<task>         ``task_heads[<task>].predict`` (forward + decoding)
 =================  ==========================================
 
@@ -26,11 +32,13 @@ __all__ = ['STAGES', 'stage_modules', 'StageTimer']
 
 STAGES: List[Tuple[str, Tuple[str, ...]]] = [
     ('preprocess', ('data_preprocessor', )),
+    ('image backbone', ('backbone', )),
     ('camera backbone', ('img_backbone', 'img_neck')),
     ('view transform', ('view_transform', )),
     ('LiDAR encoder', ('pts_voxel_encoder', 'pts_middle_encoder')),
     ('fuser', ('fuser', )),
     ('decoder', ('bev_backbone', 'bev_neck')),
+    ('task attention', ('task_attention', )),
 ]
 
 
