@@ -50,7 +50,8 @@ _base_ = [
 data_root = {root!r}
 test_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='LoadCityscapes3DAnnotations', classes={{{{_base_.class_names}}}}),
+    dict(type='LoadCityscapes3DAnnotations',
+         classes={{{{_base_.class_names}}}}),
     dict(type='Resize3DWithDepth', scale=({W}, {H}), keep_ratio=True),
     dict(type='PackMultiTaskInputs', keys={{{{_base_.pack_keys}}}},
          mono3d_instances=True)
@@ -77,8 +78,6 @@ def test_cli_writes_image_task_pictures(tree, tmp_path, seed):
     assert sorted(str(p) for p in out_dir.glob('*.png')) == sorted(files)
     val_stems = sorted(
         osp.basename(p).split('_', 1)[1][:-len('.png')] for p in files)
-    written = Config.fromfile(cfg).val_dataloader
-    assert written.dataset.data_root == tree
     for path in files:
         with Image.open(path) as img:
             assert img.format == 'PNG'
