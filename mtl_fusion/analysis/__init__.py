@@ -4,6 +4,7 @@ Like ``mmengine.analysis``, this sits apart from the components: nothing in
 :mod:`mtl_fusion.models` or :mod:`mtl_fusion.utils` imports it.
 """
 from . import ablation  # noqa: F401  (seeds: mean ± std, tables, charts)
+from . import multi_task_table  # noqa: F401  (Delta_T per seed, FLOPs)
 from .calibration_curves import (PREFIX, find_scalars, load_calibration,
                                  plot_calibration)
 from .demo_report import (load_run_calibration, plot_calibration_runs,
