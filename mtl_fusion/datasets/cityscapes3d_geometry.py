@@ -184,10 +184,13 @@ def rotation_matrix_yxz(yaw: np.ndarray, pitch: np.ndarray,
     """
     yaw, pitch, roll = (np.asarray(v, dtype=np.float64).reshape(-1)
                         for v in (yaw, pitch, roll))
-    return np.stack([
-        _rot_y(a) @ _rot_x(b) @ _rot_z(c)
-        for a, b, c in zip(yaw, pitch, roll)
-    ]).reshape(-1, 3, 3)
+    if not len(yaw) == len(pitch) == len(roll):
+        raise ValueError(f'yaw, pitch and roll must have one value per box, '
+                         f'got {len(yaw)}, {len(pitch)} and {len(roll)}')
+    rot = np.zeros((len(yaw), 3, 3))
+    for i, (a, b, c) in enumerate(zip(yaw, pitch, roll)):
+        rot[i] = _rot_y(a) @ _rot_x(b) @ _rot_z(c)
+    return rot
 
 
 def yaw_pitch_roll_from_matrix(rot: np.ndarray) -> np.ndarray:

@@ -261,6 +261,20 @@ def test_project_boxes_with_a_4x4_cam2img():
         uv3[0, :, 1], 710. * corners[:, 1] / corners[:, 2] + 240.)
 
 
+def test_no_boxes():
+    # an image where the detector keeps no box
+    empty = np.zeros((0, 7))
+    assert rotation_matrix_yxz([], [], []).shape == (0, 3, 3)
+    assert camera_boxes_to_cs_objects(empty, [], [], REAL_CAMERA) == []
+    k3 = camera_intrinsics(REAL_CAMERA)
+    assert project_boxes(empty, [], [], k3).shape == (0, 8, 2)
+    assert amodal_boxes_2d(empty, [], [], k3, (1024, 2048)).shape == (0, 4)
+    out = cs_objects_to_camera_boxes([], REAL_CAMERA)
+    assert out['bboxes_3d'].shape == (0, 7) and out['pitch'].shape == (0, )
+    with pytest.raises(ValueError, match='one value per box'):
+        rotation_matrix_yxz([0.1, 0.2], [0.0], [0.0, 0.1])
+
+
 def test_disparity_depth_closed_form():
     camera = REAL_CAMERA
     bf = 0.209313 * 2262.52

@@ -470,3 +470,23 @@ def test_errors_name_the_problem(cs_root):
     del samples[1].pred_instances_3d
     with pytest.raises(ValueError, match='lack the det prediction'):
         evaluate(samples, data_root=cs_root)
+
+
+def test_an_image_without_predicted_boxes(cs_root):
+    # a detector that keeps no box on one image: the image's GT boxes are
+    # all missed, the other images are still matched perfectly
+    stem = EVALUATED[0]
+    drop = {stem: tuple(range(len(make_objects(stem))))}
+    res = evaluate(
+        make_samples(cs_root, seg=False, depth=False, drop=drop),
+        data_root=cs_root)
+    full = evaluate(make_samples(cs_root, seg=False, depth=False),
+                    data_root=cs_root)
+    assert full['det/DS'] == pytest.approx(1.0, abs=1e-6)
+    assert 0.0 <= res['det/DS'] < 1.0
+    # the evaluated classes of that image (caravan is not one of them)
+    missed = {o['label'] for o in make_objects(stem)
+              if f'det/AP_{o["label"]}' in full}
+    assert missed
+    for label in missed:
+        assert res[f'det/AP_{label}'] < 1.0, label
