@@ -12,8 +12,8 @@ from mmengine.model import BaseModule
 from mmengine.structures import PixelData
 from torch import Tensor, nn
 
-from ..seg_heads.image_seg_head import (batch_input_shape, crop_to_images,
-                                        resize_to_input, stack_pixel_gt)
+from ..utils import (batch_input_shape, crop_to_images, resize_to_input,
+                     stack_pixel_gt)
 
 __all__ = ['DenseDepthHead']
 
