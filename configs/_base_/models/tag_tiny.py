@@ -46,7 +46,11 @@ model = dict(
             in_channels=feat_channels,
             feat_channels=feat_channels,
             num_classes=8,
-            stride=8),
+            stride=8,
+            # keep the 50 best boxes whatever their score: the Detection
+            # Score sweeps its own confidence thresholds, and an early or
+            # small model's scores all lie below the head's default 0.1
+            test_cfg=dict(score_thr=0.0)),
         seg=dict(
             type='ImageSegHead',
             in_channels=feat_channels,
