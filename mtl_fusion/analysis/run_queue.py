@@ -29,7 +29,8 @@ from .calibration_curves import load_calibration, plot_calibration
 
 __all__ = [
     'duration', 'RunProgress', 'run_queue', 'checkpoint_iter', 'configure_run',
-    'training_statistics', 'test_checkpoint', 'train_and_test'
+    'training_statistics', 'test_checkpoint', 'train_and_test',
+    'pick_metrics', 'load_final_metrics'
 ]
 
 Run = Tuple[int, str]
@@ -319,4 +320,49 @@ def train_and_test(cfg: Config, iters: int,
         plot_calibration(
             load_calibration(osp.join(cfg.work_dir, 'train_scalars.json')),
             osp.join(cfg.work_dir, 'calibration.png'))
+    return result
+
+
+def pick_metrics(keys: Dict[str, str]) -> Callable[[dict], Dict[str, Any]]:
+    """The ``metrics_of`` of :func:`train_and_test` for a table: its
+    columns from the test metrics.
+
+    Args:
+        keys (dict): ``{column: key of the test metrics}``.
+
+    Returns:
+        callable: Test metrics -> ``{column: float, or None when the key is
+        absent}``.
+    """
+
+    def metrics_of(metrics: dict) -> Dict[str, Any]:
+        return {
+            name: None if metrics.get(key) is None else float(metrics[key])
+            for name, key in keys.items()
+        }
+
+    return metrics_of
+
+
+def load_final_metrics(work_dir: str,
+                       iters: Optional[int] = None) -> Optional[dict]:
+    """The cached result of a finished run (None while it has none).
+
+    Args:
+        work_dir (str): The run's work dir.
+        iters (int, optional): Training iterations the run must have had;
+            another count is an error that names the file. Defaults to None
+            (not checked).
+
+    Returns:
+        dict | None: ``final_metrics.json`` of :func:`train_and_test`.
+    """
+    path = osp.join(work_dir, 'final_metrics.json')
+    if not osp.isfile(path):
+        return None
+    with open(path) as f:
+        result = json.load(f)
+    if iters is not None and result.get('iters') != iters:
+        raise ValueError(f'{path}: a run of {result.get("iters")} '
+                         f'iterations, not --iters {iters}')
     return result

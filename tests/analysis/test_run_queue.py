@@ -1,10 +1,12 @@
 """run_queue: dependencies, failures, cached runs (real subprocesses)."""
+import json
 import os.path as osp
 import sys
 
 import pytest
 
-from mtl_fusion.analysis.run_queue import duration, run_queue
+from mtl_fusion.analysis.run_queue import (duration, load_final_metrics,
+                                           pick_metrics, run_queue)
 
 
 def _queue(tmp_path, todo, fail=(), cached=(), deps=None, jobs=2):
@@ -66,3 +68,19 @@ def test_cycle_raises(tmp_path):
 
 def test_duration():
     assert duration(3723.4) == '1h02m03s'
+
+
+def test_pick_metrics_and_load_final_metrics(tmp_path):
+    pick = pick_metrics(dict(mAP='NuScenes metric/mAP',
+                             mIoU='map/mean/iou@max'))
+    assert pick({'NuScenes metric/mAP': 0.25, 'other': 1.0}) == dict(
+        mAP=0.25, mIoU=None)
+    assert isinstance(pick({'NuScenes metric/mAP': 1})['mAP'], float)
+
+    assert load_final_metrics(str(tmp_path)) is None
+    (tmp_path / 'final_metrics.json').write_text(
+        json.dumps(dict(iters=300, mAP=0.1)))
+    assert load_final_metrics(str(tmp_path))['mAP'] == 0.1
+    assert load_final_metrics(str(tmp_path), 300)['iters'] == 300
+    with pytest.raises(ValueError, match='json.*not --iters 600'):
+        load_final_metrics(str(tmp_path), 600)

@@ -36,7 +36,8 @@ from mmengine.logging import print_log
 import mtl_fusion  # noqa: F401  (compat shims + registration)
 from mtl_fusion.analysis.ablation import (aggregate_runs, format_mean_std,
                                           markdown_table, plot_bars)
-from mtl_fusion.analysis.run_queue import (configure_run, run_queue,
+from mtl_fusion.analysis.run_queue import (configure_run, load_final_metrics,
+                                           pick_metrics, run_queue,
                                            train_and_test)
 from mtl_fusion.evaluation.metrics.multi_task_metric import delta_mtl
 
@@ -160,27 +161,15 @@ def count_params(cfg: Config) -> float:
     return sum(p.numel() for p in model.parameters()) / 1e6
 
 
-def _metric(metrics: dict, name: str) -> Optional[float]:
-    value = metrics.get(METRIC_KEYS[name])
-    return None if value is None else float(value)
-
-
 def run_one(args, seed: int, row: str) -> Dict[str, Any]:
     """Train (resuming) and test one run; cached as final_metrics.json."""
     cfg = build_config(args, seed, row)
-    return train_and_test(
-        cfg, args.iters,
-        lambda metrics: {n: _metric(metrics, n)
-                         for n in METRIC_KEYS},
-        info=dict(seed=seed, row=row))
+    return train_and_test(cfg, args.iters, pick_metrics(METRIC_KEYS),
+                          info=dict(seed=seed, row=row))
 
 
 def _load(args, seed: int, row: str) -> Optional[dict]:
-    path = osp.join(run_dir(args, seed, row), 'final_metrics.json')
-    if not osp.isfile(path):
-        return None
-    with open(path) as f:
-        return json.load(f)
+    return load_final_metrics(run_dir(args, seed, row))
 
 
 def _fmt(value, digits):

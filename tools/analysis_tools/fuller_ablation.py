@@ -90,8 +90,8 @@ from mtl_fusion.analysis.ablation import (aggregate_runs, format_mean_std,
                                           plot_mean_curves)
 # training_statistics: also part of this tool's interface
 from mtl_fusion.analysis.run_queue import (  # noqa: F401
-    GAMMAS, RunProgress, configure_run, run_queue, test_checkpoint,
-    train_and_test, training_statistics)
+    GAMMAS, RunProgress, configure_run, pick_metrics, run_queue,
+    test_checkpoint, train_and_test, training_statistics)
 from mtl_fusion.evaluation.metrics.multi_task_metric import delta_mtl
 
 # tools/analysis_tools/../.. is the checkout or, installed, mtl_fusion/.mim
@@ -291,11 +291,6 @@ def build_config(args, seed: int, row: str) -> Config:
     return cfg
 
 
-def _metric(metrics: dict, name: str) -> Optional[float]:
-    value = metrics.get(METRIC_KEYS[name])
-    return None if value is None else float(value)
-
-
 def run_one(args, seed: int, row: str) -> Dict[str, Any]:
     """Train (resuming if possible) and test one run; cached in its work
     dir as ``final_metrics.json`` (:func:`train_and_test`).
@@ -309,11 +304,8 @@ def run_one(args, seed: int, row: str) -> Dict[str, Any]:
         dict: The run's result (see the module docstring).
     """
     cfg = build_config(args, seed, row)
-    result = train_and_test(
-        cfg, args.iters,
-        lambda metrics: {name: _metric(metrics, name)
-                         for name in METRIC_KEYS},
-        info=dict(seed=seed, row=row))
+    result = train_and_test(cfg, args.iters, pick_metrics(METRIC_KEYS),
+                            info=dict(seed=seed, row=row))
     if args.robustness and row in args.robustness_rows:
         result['robustness'] = run_robustness(cfg, clean=result)
     return result
@@ -362,10 +354,8 @@ def run_robustness(
             if applied is not None:  # a changed copy (or changed in place)
                 test_cfg = applied
             metrics = test_checkpoint(test_cfg, checkpoint)
-            results[name] = {
-                m: _metric(metrics, m)
-                for m in ROBUSTNESS_METRICS
-            }
+            results[name] = pick_metrics(
+                {m: METRIC_KEYS[m] for m in ROBUSTNESS_METRICS})(metrics)
         with open(path, 'w') as f:  # after every condition: resumable
             json.dump(results, f, indent=2)
     return results

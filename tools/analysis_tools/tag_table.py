@@ -53,7 +53,8 @@ from mtl_fusion.analysis.ablation import (aggregate_runs, format_mean_std,
                                           markdown_table, plot_bars)
 from mtl_fusion.analysis.multi_task_table import (delta_t_per_seed,
                                                   image_model_flops)
-from mtl_fusion.analysis.run_queue import (configure_run, run_queue,
+from mtl_fusion.analysis.run_queue import (configure_run, load_final_metrics,
+                                           pick_metrics, run_queue,
                                            train_and_test)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -199,27 +200,15 @@ def model_complexity(row: str, flops_shape: Tuple[int, int]
         gflops=flops['total'] / 1e9)
 
 
-def _metric(metrics: dict, name: str) -> Optional[float]:
-    value = metrics.get(METRIC_KEYS[name])
-    return None if value is None else float(value)
-
-
 def run_one(args, seed: int, row: str) -> Dict[str, Any]:
     """Train (resuming) and test one run; cached as final_metrics.json."""
     cfg = build_config(args, seed, row)
-    return train_and_test(
-        cfg, args.iters,
-        lambda metrics: {n: _metric(metrics, n)
-                         for n in METRIC_KEYS},
-        info=dict(seed=seed, row=row))
+    return train_and_test(cfg, args.iters, pick_metrics(METRIC_KEYS),
+                          info=dict(seed=seed, row=row))
 
 
 def _load(args, seed: int, row: str) -> Optional[dict]:
-    path = osp.join(run_dir(args, seed, row), 'final_metrics.json')
-    if not osp.isfile(path):
-        return None
-    with open(path) as f:
-        return json.load(f)
+    return load_final_metrics(run_dir(args, seed, row))
 
 
 def _fmt(value, digits):
