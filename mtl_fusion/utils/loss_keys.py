@@ -10,7 +10,9 @@ that are still attached to the graph for such a batch, so the losses alone
 cannot tell).
 """
 
-__all__ = ['LABELLED_KEY', 'labelled_key']
+from typing import List, Sequence
+
+__all__ = ['LABELLED_KEY', 'labelled_key', 'samples_with_labels']
 
 LABELLED_KEY = 'labelled_samples'
 
@@ -18,3 +20,22 @@ LABELLED_KEY = 'labelled_samples'
 def labelled_key(task: str) -> str:
     """The loss-dict key of ``task``'s labelled-sample count."""
     return f'{task}.{LABELLED_KEY}'
+
+
+def samples_with_labels(batch_data_samples: Sequence,
+                        flag: str = 'has_det_labels') -> List[int]:
+    """Indices of the samples whose labels of a task a head learns from:
+    all but those whose metainfo sets ``flag`` to False (disjoint labels).
+
+    Args:
+        batch_data_samples (Sequence): Data samples with ``metainfo``.
+        flag (str): The metainfo flag of the task. Defaults to
+            ``'has_det_labels'``.
+
+    Returns:
+        list[int]: Indices into ``batch_data_samples``.
+    """
+    return [
+        i for i, sample in enumerate(batch_data_samples)
+        if sample.metainfo.get(flag, True)
+    ]

@@ -17,6 +17,7 @@ from mmengine.model import BaseModule
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
+from mtl_fusion.utils.loss_keys import samples_with_labels
 # importing task_modules registers the angle coder
 from .. import task_modules  # noqa: F401
 from ..utils import levels_to_tensor
@@ -460,10 +461,7 @@ class CenterMono3DHead(BaseModule):
                          ) -> List[int]:
         """Indices of the samples whose boxes the loss uses: all but those
         whose metainfo says ``has_det_labels=False``."""
-        return [
-            i for i, sample in enumerate(batch_data_samples)
-            if sample.metainfo.get('has_det_labels', True)
-        ]
+        return samples_with_labels(batch_data_samples, 'has_det_labels')
 
     def loss(self, feats: Features,
              batch_data_samples: List[Det3DDataSample]) -> Dict[str, Tensor]:
