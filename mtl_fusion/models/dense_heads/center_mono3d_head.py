@@ -42,6 +42,9 @@ GT_FIELDS = ('bboxes_3d', 'labels_3d', 'pitch', 'roll', 'centers_2d',
 LOSS_KEYS = ('loss_heatmap', 'loss_offset_3d', 'loss_offset_2d',
              'loss_size_2d', 'loss_depth', 'loss_size_3d', 'loss_alpha_cls',
              'loss_alpha_res', 'loss_pitch', 'loss_roll')
+#: Logged next to the losses (no ``'loss'`` in it, so not optimised): the
+#: number of labelled objects of the batch that got no cell.
+UNASSIGNED_KEY = 'num_unassigned'
 
 TRAIN_DEFAULTS = dict(gaussian_overlap=0.7, min_radius=0)
 TEST_DEFAULTS = dict(
@@ -81,7 +84,10 @@ class CenterMono3DHead(BaseModule):
     ``gaussian_overlap``, at least ``min_radius``; ``gen_gaussian_target``).
     Objects whose projected centre lies outside the feature map, or whose
     depth is not positive, have no cell and get no target: a centre-based
-    head cannot represent them. Two objects in one cell both contribute
+    head cannot represent them. Their number in the batch is returned
+    next to the losses as ``num_unassigned`` (logged, not optimised), so
+    a dataset whose boxes mostly fall outside the image shows it in the
+    training log. Two objects in one cell both contribute
     their regression terms at that cell.
 
     **Losses** (all weights default to 1): Gaussian focal loss on the
@@ -476,7 +482,8 @@ class CenterMono3DHead(BaseModule):
                 ``has_det_labels=False``.
 
         Returns:
-            dict[str, Tensor]: The keys of ``LOSS_KEYS``.
+            dict[str, Tensor]: The keys of ``LOSS_KEYS`` and
+            ``UNASSIGNED_KEY``.
         """
         return self.loss_by_feat(self(feats), batch_data_samples)
 
@@ -490,7 +497,8 @@ class CenterMono3DHead(BaseModule):
             batch_data_samples (list[:obj:`Det3DDataSample`]): Samples.
 
         Returns:
-            dict[str, Tensor]: The keys of ``LOSS_KEYS``.
+            dict[str, Tensor]: The keys of ``LOSS_KEYS`` and
+            ``UNASSIGNED_KEY``.
         """
         heat_logits = outputs['heatmap']
         batch, _, height, width = heat_logits.shape
@@ -502,10 +510,15 @@ class CenterMono3DHead(BaseModule):
         labelled = self.labelled_samples(batch_data_samples)
         if not labelled:
             total = sum(zeros.values())
-            return {key: total for key in LOSS_KEYS}
+            losses = {key: total for key in LOSS_KEYS}
+            losses[UNASSIGNED_KEY] = heat_logits.new_zeros(())
+            return losses
         gts = [self._gt_of(batch_data_samples[i], i) for i in labelled]
         heat_target, tgt = self.get_targets(gts, (height, width),
                                             heat_logits.device)
+        num_gt = sum(len(gt['labels_3d']) for gt in gts)
+        unassigned = heat_logits.new_tensor(
+            float(num_gt - len(tgt['labels'])))
         rows = torch.tensor(labelled, device=heat_logits.device)
         pred_heat = clip_sigmoid(heat_logits[rows])
         losses = dict(
@@ -525,6 +538,7 @@ class CenterMono3DHead(BaseModule):
                 loss_alpha_res=zeros['alpha'],
                 loss_pitch=zeros['pitch_roll'],
                 loss_roll=zeros['pitch_roll'])
+            losses[UNASSIGNED_KEY] = unassigned
             return losses
 
         sample_rows = rows[tgt['batch']]
@@ -557,7 +571,9 @@ class CenterMono3DHead(BaseModule):
             losses[f'loss_{key}'] = self.loss_pitch_roll(
                 pred.sin() * target.cos(),
                 pred.cos() * target.sin())
-        return {key: losses[key] for key in LOSS_KEYS}
+        losses = {key: losses[key] for key in LOSS_KEYS}
+        losses[UNASSIGNED_KEY] = unassigned
+        return losses
 
     # ------------------------------------------------------------------ #
     # inference

@@ -251,7 +251,8 @@ def test_loss_golden(seed):
         loss_alpha_cls=2.62495,
         loss_alpha_res=0.57565,
         loss_pitch=0.586057,
-        loss_roll=0.716309)
+        loss_roll=0.716309,
+        num_unassigned=0.0)
     assert list(losses) == list(golden)
     for key, value in golden.items():
         assert losses[key].item() == pytest.approx(value, rel=1e-4,
@@ -355,6 +356,27 @@ def test_empty_ground_truth(seed):
     # an empty sample next to a labelled one: its heatmap only has negatives
     mixed = head.loss(feats.detach(), [_sample(BOXES_A), _sample([])])
     assert all(torch.isfinite(v) for v in mixed.values())
+
+
+def test_objects_without_a_cell_are_counted(seed):
+    """An object left of the image and one behind the camera get no
+    target: the losses are those without them, and the count says 2."""
+    outside = ([-40.0, 1.5, 10.0, 4.0, 1.5, 1.7, 0.3], 0, 0.0, 0.0)
+    behind = ([1.0, 1.5, -6.0, 4.0, 1.5, 1.7, 0.3], 0, 0.0, 0.0)
+    head = _head()
+    feats = torch.randn(2, 16, 16, 32)
+    clean = head.loss(feats, [_sample(BOXES_A), _sample(BOXES_B)])
+    extra = head.loss(feats,
+                      [_sample(BOXES_A + [outside]),
+                       _sample([behind] + BOXES_B)])
+    assert clean['num_unassigned'].item() == 0
+    assert extra['num_unassigned'].item() == 2
+    for key in clean:
+        if key != 'num_unassigned':
+            torch.testing.assert_close(extra[key], clean[key])
+    unlabelled = head.loss(feats[:1], [_sample([outside],
+                                               has_det_labels=False)])
+    assert unlabelled['num_unassigned'].item() == 0
 
 
 def test_unlabelled_sample_contributes_nothing(seed):
