@@ -24,21 +24,21 @@ Example:
         --jobs 2 --figure resources/dmfuser_table.png
 """
 import argparse
-import json
-import os
 import os.path as osp
 import sys
 from typing import Any, Dict, List, Optional, Tuple
 
 from mmengine.config import Config
-from mmengine.logging import print_log
 
 import mtl_fusion  # noqa: F401  (compat shims + registration)
-from mtl_fusion.analysis.ablation import (aggregate_runs, format_mean_std,
-                                          markdown_table, plot_bars)
+from mtl_fusion.analysis.ablation import aggregate_runs, plot_bars
 from mtl_fusion.analysis.run_queue import (configure_run, load_final_metrics,
-                                           pick_metrics, run_queue,
-                                           train_and_test)
+                                           pick_metrics, train_and_test)
+from mtl_fusion.analysis.table_tool import (add_table_arguments,
+                                            check_table_arguments,
+                                            collect_runs, deployed_params,
+                                            group_by_row, mean_table,
+                                            per_seed_table, write_table)
 from mtl_fusion.evaluation.metrics.multi_task_metric import delta_mtl
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -86,31 +86,12 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__.split('\n')[0],
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--data-root', default='data/synthetic-nuscenes')
-    parser.add_argument('--work-dir', default='work_dirs/dmfuser_table')
-    parser.add_argument('--iters', type=int, default=300)
-    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
-    parser.add_argument('--rows', nargs='+', default=ROWS, choices=ROWS,
-                        metavar='ROW', help=f'rows: {", ".join(ROWS)}')
-    parser.add_argument('--jobs', type=int, default=1,
-                        help='runs in parallel (subprocesses, one thread)')
-    parser.add_argument('--no-run', action='store_true',
-                        help='only tabulate the finished runs')
+    add_table_arguments(parser, data_root='data/synthetic-nuscenes',
+                        work_dir='work_dirs/dmfuser_table', iters=300,
+                        rows=ROWS)
     parser.add_argument('--figure', default=None,
                         help='bar chart path (default: in --work-dir)')
-    parser.add_argument('--log-interval', type=int, default=1)
-    parser.add_argument('--ckpt-interval', type=int, default=100)
-    parser.add_argument('--one', nargs=2, metavar=('SEED', 'ROW'),
-                        help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.one is not None:
-        if args.one[1] not in ROWS:
-            parser.error(f'--one: unknown row {args.one[1]!r}')
-        args.one = (int(args.one[0]), args.one[1])
-    if min(args.jobs, args.iters, args.log_interval, args.ckpt_interval) < 1:
-        parser.error('--jobs, --iters, --log-interval and --ckpt-interval '
-                     'must be >= 1')
-    return args
+    return check_table_arguments(parser, parser.parse_args(argv), ROWS)
 
 
 def run_dir(args, seed: int, row: str) -> str:
@@ -146,21 +127,6 @@ def build_config(args, seed: int, row: str) -> Config:
     return cfg
 
 
-def count_params(cfg: Config) -> float:
-    """Parameters (millions) of the deployed model: the student of a
-    distillation config."""
-    from mmdet3d.registry import MODELS
-    from mmengine.registry import init_default_scope
-
-    # the runs set the scope in their own processes; this one has none yet
-    init_default_scope(cfg.get('default_scope', 'mmdet3d'))
-    model_cfg = cfg.model
-    if model_cfg.type == 'DistillationAlgorithm':
-        model_cfg = model_cfg.student
-    model = MODELS.build(model_cfg)
-    return sum(p.numel() for p in model.parameters()) / 1e6
-
-
 def run_one(args, seed: int, row: str) -> Dict[str, Any]:
     """Train (resuming) and test one run; cached as final_metrics.json."""
     cfg = build_config(args, seed, row)
@@ -172,15 +138,11 @@ def _load(args, seed: int, row: str) -> Optional[dict]:
     return load_final_metrics(run_dir(args, seed, row))
 
 
-def _fmt(value, digits):
-    return '-' if value is None else f'{value:.{digits}f}'
-
-
 def summarize(args, runs: Dict[Tuple[int, str], dict]) -> Dict[str, Any]:
     """Delta_MTL, parameters, per-seed and mean ± std tables, chart."""
     rows = [r for r in ROWS if any(row == r for _, row in runs)]
     params = {
-        r: count_params(Config.fromfile(CONFIGS[r]))
+        r: deployed_params(Config.fromfile(CONFIGS[r]))
         for r in rows
     }
     experts = params.get('single-det', 0) + params.get('single-seg', 0)
@@ -199,19 +161,8 @@ def summarize(args, runs: Dict[Tuple[int, str], dict]) -> Dict[str, Any]:
                 base[m], cur[m] = single[m], result[m]
         if len(base) == 2:
             result['delta_mtl'] = delta_mtl(cur, base)
-    by_row = {r: [runs[k] for k in sorted(runs) if k[1] == r] for r in rows}
+    by_row = group_by_row(runs, rows)
     summary = aggregate_runs(by_row, list(COLUMNS))
-    header = [title for title, _ in COLUMNS.values()]
-    per_seed = markdown_table(
-        ['seed', 'row'] + header,
-        [[s, r] + [_fmt(res.get(k), d) for k, (_, d) in COLUMNS.items()]
-         for (s, r), res in sorted(
-             runs.items(), key=lambda kv: (kv[0][0], ROWS.index(kv[0][1])))])
-    means = markdown_table(
-        ['row', 'seeds'] + header,
-        [[r, len(by_row[r])] +
-         [format_mean_std(summary[r][k], d, show_n=False)
-          for k, (_, d) in COLUMNS.items()] for r in rows])
     seeds = sorted({s for s, _ in runs})
     text = '\n'.join([
         '# DMFuser table (synthetic world)', '',
@@ -219,19 +170,11 @@ def summarize(args, runs: Dict[Tuple[int, str], dict]) -> Dict[str, Any]:
         'mAP+mIoU vs the experts of the same seed (lower is better); '
         'params / experts = parameters of the deployed model over the two '
         'experts run side by side.', '', '## Mean ± sample std over seeds',
-        '', means, '', '## Per seed', '', per_seed, ''
+        '', mean_table(summary, by_row, rows, COLUMNS), '', '## Per seed',
+        '', per_seed_table(runs, ROWS, COLUMNS), ''
     ])
-    os.makedirs(args.work_dir, exist_ok=True)
-    files = dict(markdown=osp.join(args.work_dir, 'dmfuser_table.md'),
-                 json=osp.join(args.work_dir, 'dmfuser_table.json'))
-    with open(files['markdown'], 'w') as f:
-        f.write(text)
-    with open(files['json'], 'w') as f:
-        json.dump(dict(runs={f'{s}/{r}': v for (s, r), v in runs.items()},
-                       summary={r: {k: v._asdict() for k, v in st.items()}
-                                for r, st in summary.items()},
-                       settings=dict(iters=args.iters, seeds=seeds)),
-                  f, indent=2)
+    files = write_table(args.work_dir, 'dmfuser_table', text, runs, summary,
+                        settings=dict(iters=args.iters, seeds=seeds))
     files['figure'] = plot_bars(
         summary, BAR_METRICS,
         args.figure or osp.join(args.work_dir, 'dmfuser_table.png'),
@@ -246,22 +189,10 @@ def main(argv=None):
     args = parse_args(argv)
     if args.one is not None:
         return run_one(args, *args.one)
-    todo = [(s, r) for s in args.seeds for r in args.rows]
-    failed = []
-    if not args.no_run:
-        failed = run_queue(
-            todo, args.jobs,
-            lambda s, r: _load(args, s, r) is not None,
-            lambda s, r: [sys.executable, osp.abspath(__file__)] + argv +
-            ['--one', str(s), r],
-            lambda s, r: run_dir(args, s, r),
-            depends_on=lambda s, r: depends_on(args, s, r),
-            prefix='[dmfuser]')
-    runs = {k: v for k in todo for v in [_load(args, *k)] if v is not None}
-    missing = [k for k in todo if k not in runs]
-    if missing:
-        print_log(f'[dmfuser] not finished, left out: {missing}',
-                  logger='current')
+    runs, failed = collect_runs(
+        args, argv, __file__, lambda s, r: _load(args, s, r),
+        lambda s, r: run_dir(args, s, r), '[dmfuser]',
+        depends_on=lambda s, r: depends_on(args, s, r))
     out = summarize(args, runs)
     if failed:
         raise RuntimeError(f'{len(failed)} run(s) failed: {failed}')

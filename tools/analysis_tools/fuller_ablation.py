@@ -54,7 +54,7 @@ With ``--robustness`` every trained model is also tested under each
 condition of :func:`mtl_fusion.analysis.robustness.robustness_conditions`
 (modality drop, corruptions; FULLER's Fig. 7).
 
-With ``--jobs N`` the runs go to N subprocesses (``OMP_NUM_THREADS=1``
+The runs go to ``--jobs`` subprocesses at a time (``OMP_NUM_THREADS=1``
 each) that run this tool with ``--one SEED ROW``; their logs are
 ``<run dir>/subprocess.log``.
 
@@ -73,11 +73,8 @@ Examples:
 import argparse
 import copy
 import json
-import math
-import os
 import os.path as osp
 import sys
-import time
 from typing import Any, Dict, List, Optional, Tuple
 
 from mmengine.config import Config
@@ -90,8 +87,13 @@ from mtl_fusion.analysis.ablation import (aggregate_runs, format_mean_std,
                                           plot_mean_curves)
 # training_statistics: also part of this tool's interface
 from mtl_fusion.analysis.run_queue import (  # noqa: F401
-    GAMMAS, RunProgress, configure_run, pick_metrics, run_queue,
-    test_checkpoint, train_and_test, training_statistics)
+    GAMMAS, configure_run, pick_metrics, test_checkpoint, train_and_test,
+    training_statistics)
+from mtl_fusion.analysis.table_tool import (add_table_arguments,
+                                            check_table_arguments,
+                                            collect_runs, group_by_row,
+                                            mean_table, per_seed_table,
+                                            write_table)
 from mtl_fusion.evaluation.metrics.multi_task_metric import delta_mtl
 
 # tools/analysis_tools/../.. is the checkout or, installed, mtl_fusion/.mim
@@ -164,23 +166,13 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__.split('\n')[0],
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--data-root', default='data/synthetic-nuscenes')
-    parser.add_argument('--work-dir', default='work_dirs/fuller_ablation')
-    parser.add_argument('--iters', type=int, default=600,
-                        help='training iterations per run')
-    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
-    parser.add_argument('--rows', nargs='+', default=list(ROWS),
-                        choices=ROWS, metavar='ROW',
-                        help=f'rows to run (default: all): {", ".join(ROWS)}')
-    parser.add_argument('--jobs', type=int, default=1,
-                        help='runs in parallel, as subprocesses with '
-                        'OMP_NUM_THREADS=1 (1: in this process)')
+    add_table_arguments(
+        parser, data_root='data/synthetic-nuscenes',
+        work_dir='work_dirs/fuller_ablation', iters=600, rows=ROWS,
+        rows_help=f'rows to run (default: all): {", ".join(ROWS)}')
     parser.add_argument('--robustness', action='store_true',
                         help='also test every model under each robustness '
                         'condition (FULLER Fig. 7)')
-    parser.add_argument('--no-run', action='store_true',
-                        help='only tabulate the finished runs of the given '
-                        'seeds and rows (the missing ones are listed)')
     parser.add_argument('--robustness-rows', nargs='+',
                         default=['baseline', 'both'], choices=ROWS,
                         help='rows tested under the robustness conditions')
@@ -193,29 +185,12 @@ def parse_args(argv=None):
     parser.add_argument('--delta-metrics', nargs='+', default=['mAP', 'mIoU'],
                         choices=list(BASELINE_ROW),
                         help='metrics of Delta_MTL (default: mAP mIoU)')
-    parser.add_argument('--log-interval', type=int, default=1,
-                        help='iterations between logged scalars (the gamma '
-                        'and loss statistics use the logged ones)')
-    parser.add_argument('--ckpt-interval', type=int, default=100,
-                        help='iterations between checkpoints (resume point)')
     parser.add_argument('--mtl-config', default=MTL_CALIB,
                         help='multi-task config with FullerOptimWrapper and '
                         'its calibration (a path or a name in configs/fuller)')
     parser.add_argument('--det-config', default=SINGLE_DET)
     parser.add_argument('--seg-config', default=SINGLE_SEG)
-    parser.add_argument('--one', nargs=2, metavar=('SEED', 'ROW'),
-                        help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.one is not None:
-        seed, row = args.one
-        if row not in ROWS:
-            parser.error(f'--one: unknown row {row!r}')
-        args.one = (int(seed), row)
-    if args.jobs < 1 or args.iters < 1 or args.log_interval < 1 \
-            or args.ckpt_interval < 1:
-        parser.error('--jobs, --iters, --log-interval and --ckpt-interval '
-                     'must be >= 1')
-    return args
+    return check_table_arguments(parser, parser.parse_args(argv), ROWS)
 
 
 def _config_path(name: str) -> str:
@@ -376,46 +351,12 @@ def _delta(result: dict, singles: Dict[str, dict],
         return None
 
 
-def _fmt(value, digits):
-    if value is None or (isinstance(value, float)
-                         and not math.isfinite(value)):
-        return '-'
-    return f'{value:.{digits}f}'
-
-
-def _progress(message: str) -> None:
-    print_log(f'[ablation] {message}', logger='current')
-
-
 def _cached(args, seed: int, row: str) -> bool:
     if not osp.isfile(osp.join(run_dir(args, seed, row),
                                'final_metrics.json')):
         return False
     # robustness conditions may be missing
     return not (args.robustness and row in args.robustness_rows)
-
-
-def _run_in_process(args, todo) -> List[Tuple[int, str]]:
-    progress = RunProgress(len(todo), 1)
-    for index, (seed, row) in enumerate(todo, 1):
-        if _cached(args, seed, row):
-            progress.finished(seed, row, None, 'cached')
-            continue
-        progress.started(index, seed, row)
-        start = time.perf_counter()
-        run_one(args, seed, row)
-        progress.finished(seed, row, time.perf_counter() - start)
-    return []
-
-
-def _run_subprocesses(args, todo, argv: List[str]) -> List[Tuple[int, str]]:
-    """Run each (seed, row) as ``--one SEED ROW``, ``args.jobs`` at a
-    time; returns the failed runs."""
-    return run_queue(
-        todo, args.jobs, lambda seed, row: _cached(args, seed, row),
-        lambda seed, row: [sys.executable, osp.abspath(__file__)] + argv +
-        ['--one', str(seed), row],
-        lambda seed, row: run_dir(args, seed, row))
 
 
 def _load(args, seed: int, row: str) -> Optional[dict]:
@@ -450,21 +391,8 @@ def summarize(args, runs: Dict[Tuple[int, str], dict]) -> Dict[str, Any]:
         singles = {s: runs.get((seed, s)) for s in SINGLE_ROWS}
         result['delta_mtl'] = None if row in SINGLE_ROWS else _delta(
             result, singles, args.delta_metrics)
-    by_row = {r: [runs[k] for k in sorted(runs) if k[1] == r] for r in rows}
+    by_row = group_by_row(runs, rows)
     summary = aggregate_runs(by_row, list(COLUMNS))
-
-    header = [title for title, _ in COLUMNS.values()]
-    per_seed = markdown_table(
-        ['seed', 'row'] + header,
-        [[seed, row] + [_fmt(result.get(k), d)
-                        for k, (_, d) in COLUMNS.items()]
-         for (seed, row), result in sorted(
-             runs.items(), key=lambda kv: (kv[0][0], ROWS.index(kv[0][1])))])
-    mean_table = markdown_table(
-        ['row', 'seeds'] + header,
-        [[row, len(by_row[row])] +
-         [format_mean_std(summary[row][k], d, show_n=False)
-          for k, (_, d) in COLUMNS.items()] for row in rows])
     seeds = sorted({s for s, _ in runs})
     parts = [
         '# FULLER calibration ablation', '',
@@ -473,15 +401,14 @@ def summarize(args, runs: Dict[Tuple[int, str], dict]) -> Dict[str, Any]:
         'seed (lower is better); gamma = mean of the logged per-iteration '
         'ratios; loss change = relative change of the mean training loss '
         'over the last 20% of the iterations vs the 20% before.', '',
-        '## Mean ± sample std over seeds', '', mean_table, '',
-        '## Per seed', '', per_seed, ''
+        '## Mean ± sample std over seeds', '',
+        mean_table(summary, by_row, rows, COLUMNS), '', '## Per seed', '',
+        per_seed_table(runs, ROWS, COLUMNS), ''
     ]
 
     fig = args.figure or osp.join(args.work_dir, 'fuller_ablation.png')
     fig_dir = osp.dirname(fig) or '.'
     files = dict(
-        markdown=osp.join(args.work_dir, 'ablation.md'),
-        json=osp.join(args.work_dir, 'ablation.json'),
         figure=plot_bars(summary, BAR_METRICS, fig,
                          title=f'FULLER ablation ({args.iters} iterations, '
                          'mean ± sample std over seeds)'))
@@ -518,18 +445,11 @@ def summarize(args, runs: Dict[Tuple[int, str], dict]) -> Dict[str, Any]:
             plot_robustness(robustness, files['robustness'])
 
     text = '\n'.join(parts)
-    os.makedirs(args.work_dir, exist_ok=True)
-    with open(files['markdown'], 'w') as f:
-        f.write(text)
-    with open(files['json'], 'w') as f:
-        json.dump(
-            dict(runs={f'{s}/{r}': v for (s, r), v in runs.items()},
-                 summary={row: {k: s._asdict() for k, s in stats.items()}
-                          for row, stats in summary.items()},
-                 robustness=robustness,
-                 settings=dict(iters=args.iters, seeds=seeds,
-                               delta_metrics=args.delta_metrics)),
-            f, indent=2)
+    files.update(
+        write_table(args.work_dir, 'ablation', text, runs, summary,
+                    robustness=robustness,
+                    settings=dict(iters=args.iters, seeds=seeds,
+                                  delta_metrics=args.delta_metrics)))
     print(text)
     return dict(runs=runs, summary=summary, robustness=robustness,
                 files=files)
@@ -549,22 +469,10 @@ def main(argv=None):
     args = parse_args(argv)
     if args.one is not None:
         return run_one(args, *args.one)
-    todo = [(seed, row) for seed in args.seeds for row in args.rows]
-    if args.no_run:
-        missing = [(s, r) for s, r in todo if _load(args, s, r) is None]
-        if missing:
-            _progress(f'{len(missing)} run(s) not finished, left out of the '
-                      f'tables: {missing}')
-        failed = []
-    elif args.jobs == 1:
-        failed = _run_in_process(args, todo)
-    else:
-        failed = _run_subprocesses(args, todo, argv)
-    runs = {}
-    for seed, row in todo:
-        result = _load(args, seed, row)
-        if result is not None:
-            runs[(seed, row)] = result
+    runs, failed = collect_runs(
+        args, argv, __file__, lambda s, r: _load(args, s, r),
+        lambda s, r: run_dir(args, s, r), '[ablation]',
+        is_cached=lambda s, r: _cached(args, s, r))
     out = summarize(args, runs)
     if failed:
         raise RuntimeError(f'{len(failed)} run(s) failed: {failed}')

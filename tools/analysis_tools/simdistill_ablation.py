@@ -25,21 +25,21 @@ Example:
         --seeds 0 1 --jobs 2 --figure resources/simdistill_ablation.png
 """
 import argparse
-import json
-import os
 import os.path as osp
 import sys
 from typing import Any, Dict, List, Optional, Tuple
 
 from mmengine.config import Config
-from mmengine.logging import print_log
 
 import mtl_fusion  # noqa: F401  (compat shims + registration)
-from mtl_fusion.analysis.ablation import (aggregate_runs, format_mean_std,
-                                          markdown_table, plot_bars)
+from mtl_fusion.analysis.ablation import aggregate_runs, plot_bars
 from mtl_fusion.analysis.run_queue import (configure_run, load_final_metrics,
-                                           pick_metrics, run_queue,
-                                           train_and_test)
+                                           pick_metrics, train_and_test)
+from mtl_fusion.analysis.table_tool import (add_table_arguments,
+                                            check_table_arguments,
+                                            collect_runs, deployed_params,
+                                            group_by_row, mean_table,
+                                            per_seed_table, write_table)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SUFFIX = '_1xb2-600i_synthetic-nus.py'
@@ -79,37 +79,20 @@ BAR_METRICS = {
 
 
 def parse_args(argv=None):
+    """Command line of the tool (see the module docstring)."""
     parser = argparse.ArgumentParser(
         description='SimDistill ablation (synthetic world, several seeds)')
-    parser.add_argument('--data-root', default='data/synthetic-nuscenes')
-    parser.add_argument('--work-dir', default='work_dirs/simdistill_ablation')
-    parser.add_argument('--iters', type=int, default=300)
-    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
-    parser.add_argument('--rows', nargs='+', default=ROWS, choices=ROWS,
-                        help='rows to run and tabulate (default: all)')
+    add_table_arguments(parser, data_root='data/synthetic-nuscenes',
+                        work_dir='work_dirs/simdistill_ablation', iters=300,
+                        rows=ROWS)
     parser.add_argument(
         '--teacher-run', default=None,
         help='work dir of a finished fusion-det run to use as the teacher '
         'row, with {seed} for the seed (it must be a run of '
         f'{osp.relpath(CONFIGS[TEACHER_ROW], REPO)} with the same --iters)')
-    parser.add_argument('--jobs', type=int, default=1,
-                        help='runs in parallel (1 thread each)')
-    parser.add_argument('--no-run', action='store_true',
-                        help='only tabulate the finished runs')
     parser.add_argument('--figure', default=None,
                         help='bar chart path (default: in the work dir)')
-    parser.add_argument('--log-interval', type=int, default=1)
-    parser.add_argument('--ckpt-interval', type=int, default=100)
-    parser.add_argument('--one', nargs=2, metavar=('SEED', 'ROW'),
-                        help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.one is not None:
-        if args.one[1] not in ROWS:
-            parser.error(f'--one: unknown row {args.one[1]!r}')
-        args.one = (int(args.one[0]), args.one[1])
-    if min(args.jobs, args.iters, args.log_interval, args.ckpt_interval) < 1:
-        parser.error('--jobs, --iters, --log-interval and --ckpt-interval '
-                     'must be >= 1')
+    args = check_table_arguments(parser, parser.parse_args(argv), ROWS)
     if args.teacher_run is not None and '{seed}' not in args.teacher_run \
             and len(args.seeds) > 1:
         parser.error('--teacher-run needs {seed} when there are several '
@@ -155,20 +138,6 @@ def build_config(args, seed: int, row: str) -> Config:
     return cfg
 
 
-def count_params(cfg: Config) -> float:
-    """Parameters (millions) of the deployed model: the student of a
-    distillation config (its connectors are training-only)."""
-    from mmdet3d.registry import MODELS
-    from mmengine.registry import init_default_scope
-
-    init_default_scope(cfg.get('default_scope', 'mmdet3d'))
-    model_cfg = cfg.model
-    if model_cfg.type == 'DistillationAlgorithm':
-        model_cfg = model_cfg.student
-    model = MODELS.build(model_cfg)
-    return sum(p.numel() for p in model.parameters()) / 1e6
-
-
 def run_one(args, seed: int, row: str) -> Dict[str, Any]:
     """Train (resuming) and test one run; cached as final_metrics.json."""
     cfg = build_config(args, seed, row)
@@ -180,15 +149,11 @@ def _load(args, seed: int, row: str) -> Optional[dict]:
     return load_final_metrics(run_dir(args, seed, row), args.iters)
 
 
-def _fmt(value, digits):
-    return '-' if value is None else f'{value:.{digits}f}'
-
-
 def summarize(args, runs: Dict[Tuple[int, str], dict]) -> Dict[str, Any]:
     """Differences to the baseline of the same seed, parameters, per-seed
     and mean ± std tables, chart."""
     rows = [r for r in ROWS if any(row == r for _, row in runs)]
-    params = {r: count_params(Config.fromfile(CONFIGS[r])) for r in rows}
+    params = {r: deployed_params(Config.fromfile(CONFIGS[r])) for r in rows}
     for (seed, row), result in runs.items():
         result['params_m'] = params[row]
         base = runs.get((seed, 'baseline'))
@@ -197,19 +162,8 @@ def summarize(args, runs: Dict[Tuple[int, str], dict]) -> Dict[str, Any]:
             ref = None if base is None else base.get(m)
             result[f'{m}_vs_baseline'] = (
                 None if value is None or ref is None else value - ref)
-    by_row = {r: [runs[k] for k in sorted(runs) if k[1] == r] for r in rows}
+    by_row = group_by_row(runs, rows)
     summary = aggregate_runs(by_row, list(COLUMNS))
-    header = [title for title, _ in COLUMNS.values()]
-    per_seed = markdown_table(
-        ['seed', 'row'] + header,
-        [[s, r] + [_fmt(res.get(k), d) for k, (_, d) in COLUMNS.items()]
-         for (s, r), res in sorted(
-             runs.items(), key=lambda kv: (kv[0][0], ROWS.index(kv[0][1])))])
-    means = markdown_table(
-        ['row', 'seeds'] + header,
-        [[r, len(by_row[r])] +
-         [format_mean_std(summary[r][k], d, show_n=False)
-          for k, (_, d) in COLUMNS.items()] for r in rows])
     seeds = sorted({s for s, _ in runs})
     text = '\n'.join([
         '# SimDistill ablation (synthetic world)', '',
@@ -217,19 +171,11 @@ def summarize(args, runs: Dict[Tuple[int, str], dict]) -> Dict[str, Any]:
         'the difference to the camera-only baseline of the same seed; '
         'params of the deployed model (the student, without the training-only '
         'connectors and teacher).', '', '## Mean ± sample std over seeds',
-        '', means, '', '## Per seed', '', per_seed, ''
+        '', mean_table(summary, by_row, rows, COLUMNS), '', '## Per seed',
+        '', per_seed_table(runs, ROWS, COLUMNS), ''
     ])
-    os.makedirs(args.work_dir, exist_ok=True)
-    files = dict(markdown=osp.join(args.work_dir, 'simdistill_ablation.md'),
-                 json=osp.join(args.work_dir, 'simdistill_ablation.json'))
-    with open(files['markdown'], 'w') as f:
-        f.write(text)
-    with open(files['json'], 'w') as f:
-        json.dump(dict(runs={f'{s}/{r}': v for (s, r), v in runs.items()},
-                       summary={r: {k: v._asdict() for k, v in st.items()}
-                                for r, st in summary.items()},
-                       settings=dict(iters=args.iters, seeds=seeds)),
-                  f, indent=2)
+    files = write_table(args.work_dir, 'simdistill_ablation', text, runs,
+                        summary, settings=dict(iters=args.iters, seeds=seeds))
     files['figure'] = plot_bars(
         summary, BAR_METRICS,
         args.figure or osp.join(args.work_dir, 'simdistill_ablation.png'),
@@ -245,22 +191,10 @@ def main(argv=None):
     args = parse_args(argv)
     if args.one is not None:
         return run_one(args, *args.one)
-    todo = [(s, r) for s in args.seeds for r in args.rows]
-    failed = []
-    if not args.no_run:
-        failed = run_queue(
-            todo, args.jobs,
-            lambda s, r: _load(args, s, r) is not None,
-            lambda s, r: [sys.executable, osp.abspath(__file__)] + argv +
-            ['--one', str(s), r],
-            lambda s, r: run_dir(args, s, r),
-            depends_on=lambda s, r: depends_on(args, s, r),
-            prefix='[simdistill]')
-    runs = {k: v for k in todo for v in [_load(args, *k)] if v is not None}
-    missing = [k for k in todo if k not in runs]
-    if missing:
-        print_log(f'[simdistill] not finished, left out: {missing}',
-                  logger='current')
+    runs, failed = collect_runs(
+        args, argv, __file__, lambda s, r: _load(args, s, r),
+        lambda s, r: run_dir(args, s, r), '[simdistill]',
+        depends_on=lambda s, r: depends_on(args, s, r))
     out = summarize(args, runs)
     if failed:
         raise RuntimeError(f'{len(failed)} run(s) failed: {failed}')

@@ -39,8 +39,6 @@ Example:
         --jobs 2 --figure resources/tag_table.png
 """
 import argparse
-import json
-import os
 import os.path as osp
 import sys
 from typing import Any, Dict, Optional, Tuple
@@ -54,8 +52,12 @@ from mtl_fusion.analysis.ablation import (aggregate_runs, format_mean_std,
 from mtl_fusion.analysis.multi_task_table import (delta_t_per_seed,
                                                   image_model_flops)
 from mtl_fusion.analysis.run_queue import (configure_run, load_final_metrics,
-                                           pick_metrics, run_queue,
-                                           train_and_test)
+                                           pick_metrics, train_and_test)
+from mtl_fusion.analysis.table_tool import (add_table_arguments,
+                                            check_table_arguments,
+                                            collect_runs, group_by_row,
+                                            mean_table, per_seed_table,
+                                            write_table)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SUFFIX = '_1xb2-600i_synthetic-cs3d.py'
@@ -124,37 +126,20 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__.split('\n')[0],
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--data-root', default='data/synthetic-cityscapes3d')
-    parser.add_argument('--work-dir', default='work_dirs/tag_table')
-    parser.add_argument('--iters', type=int, default=600)
-    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
-    parser.add_argument('--rows', nargs='+', default=ROWS,
-                        choices=list(CONFIGS), metavar='ROW',
-                        help=f'rows (default: all but '
-                        f'{", ".join(OPTIONAL_ROWS)}): {", ".join(CONFIGS)}')
-    parser.add_argument('--jobs', type=int, default=1,
-                        help='runs in parallel (subprocesses, one thread)')
-    parser.add_argument('--no-run', action='store_true',
-                        help='only tabulate the finished runs')
+    add_table_arguments(
+        parser, data_root='data/synthetic-cityscapes3d',
+        work_dir='work_dirs/tag_table', iters=600, rows=ROWS,
+        choices=list(CONFIGS),
+        rows_help=f'rows (default: all but {", ".join(OPTIONAL_ROWS)}): '
+        f'{", ".join(CONFIGS)}')
     parser.add_argument('--figure', default=None,
                         help='bar chart path (default: in --work-dir)')
     parser.add_argument('--flops-shape', type=int, nargs=2,
                         default=[256, 512], metavar=('H', 'W'),
                         help='network input of the GFLOPs column')
-    parser.add_argument('--log-interval', type=int, default=1)
-    parser.add_argument('--ckpt-interval', type=int, default=100)
-    parser.add_argument('--one', nargs=2, metavar=('SEED', 'ROW'),
-                        help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.one is not None:
-        if args.one[1] not in CONFIGS:
-            parser.error(f'--one: unknown row {args.one[1]!r}')
-        args.one = (int(args.one[0]), args.one[1])
-    if min(args.jobs, args.iters, args.log_interval, args.ckpt_interval,
-           *args.flops_shape) < 1:
-        parser.error('--jobs, --iters, --log-interval, --ckpt-interval and '
-                     '--flops-shape must be >= 1')
-    return args
+    return check_table_arguments(parser, args, list(CONFIGS),
+                                 flops_shape=args.flops_shape)
 
 
 def run_dir(args, seed: int, row: str) -> str:
@@ -211,10 +196,6 @@ def _load(args, seed: int, row: str) -> Optional[dict]:
     return load_final_metrics(run_dir(args, seed, row))
 
 
-def _fmt(value, digits):
-    return '-' if value is None else f'{value:.{digits}f}'
-
-
 def summarize(args, runs: Dict[Tuple[int, str], dict]) -> Dict[str, Any]:
     """Delta_T, complexity, per-seed and mean ± std tables, chart."""
     rows = [r for r in ORDER if any(row == r for _, row in runs)]
@@ -231,18 +212,9 @@ def summarize(args, runs: Dict[Tuple[int, str], dict]) -> Dict[str, Any]:
         result.update(complexity[row])
         result['params_vs_single'] = (None if row in SINGLE_ROWS else
                                       complexity[row]['params_m'] / single)
-    by_row = {r: [runs[k] for k in sorted(runs) if k[1] == r] for r in rows}
+    by_row = group_by_row(runs, rows)
     keys = list(COLUMNS) + [f'rel_{m}' for m in BASELINE_ROWS]
     summary = aggregate_runs(by_row, keys)
-    header = [title for title, _ in COLUMNS.values()]
-
-    def mean_table(table_rows):
-        return markdown_table(
-            ['row', 'seeds'] + header,
-            [[r, len(by_row[r])] +
-             [format_mean_std(summary[r][k], d, show_n=False)
-              for k, (_, d) in COLUMNS.items()]
-             for r in table_rows if r in by_row])
 
     rel = markdown_table(
         ['row'] + [f'{m} vs {b} (%)' for m, b in BASELINE_ROWS.items()] +
@@ -251,11 +223,7 @@ def summarize(args, runs: Dict[Tuple[int, str], dict]) -> Dict[str, Any]:
                 for m in BASELINE_ROWS] +
          [format_mean_std(summary[r]['delta_t'], 2, show_n=False)]
          for r in rows if r not in SINGLE_ROWS])
-    per_seed = markdown_table(
-        ['seed', 'row'] + header,
-        [[s, r] + [_fmt(res.get(k), d) for k, (_, d) in COLUMNS.items()]
-         for (s, r), res in sorted(
-             runs.items(), key=lambda kv: (kv[0][0], ORDER.index(kv[0][1])))])
+    per_seed = per_seed_table(runs, ORDER, COLUMNS)
     seeds = sorted({s for s, _ in runs})
     height, width = args.flops_shape
     parts = [
@@ -273,7 +241,10 @@ def summarize(args, runs: Dict[Tuple[int, str], dict]) -> Dict[str, Any]:
     ]
     for title, table_rows in TABLES.items():
         if any(r in by_row for r in table_rows):
-            parts += [f'## {title}', '', mean_table(table_rows), '']
+            table = mean_table(summary, by_row,
+                               [r for r in table_rows if r in by_row],
+                               COLUMNS)
+            parts += [f'## {title}', '', table, '']
     parts += [
         '## Per-task change against the single-task models', '',
         'Signed relative change per task (positive = better than the '
@@ -281,21 +252,12 @@ def summarize(args, runs: Dict[Tuple[int, str], dict]) -> Dict[str, Any]:
         '## Per seed', '', per_seed, ''
     ]
     text = '\n'.join(parts)
-    os.makedirs(args.work_dir, exist_ok=True)
-    files = dict(markdown=osp.join(args.work_dir, 'tag_table.md'),
-                 json=osp.join(args.work_dir, 'tag_table.json'))
-    with open(files['markdown'], 'w') as f:
-        f.write(text)
-    with open(files['json'], 'w') as f:
-        json.dump(dict(runs={f'{s}/{r}': v for (s, r), v in runs.items()},
-                       summary={r: {k: v._asdict() for k, v in st.items()}
-                                for r, st in summary.items()},
-                       complexity=complexity,
-                       delta_t_missing={f'{s}/{r}': v
-                                        for (s, r), v in reasons.items()},
-                       settings=dict(iters=args.iters, seeds=seeds,
-                                     flops_shape=[height, width])),
-                  f, indent=2)
+    files = write_table(
+        args.work_dir, 'tag_table', text, runs, summary,
+        complexity=complexity,
+        delta_t_missing={f'{s}/{r}': v for (s, r), v in reasons.items()},
+        settings=dict(iters=args.iters, seeds=seeds,
+                      flops_shape=[height, width]))
     files['figure'] = plot_bars(
         summary, BAR_METRICS,
         args.figure or osp.join(args.work_dir, 'tag_table.png'),
@@ -310,17 +272,9 @@ def main(argv=None):
     args = parse_args(argv)
     if args.one is not None:
         return run_one(args, *args.one)
-    todo = [(s, r) for s in args.seeds for r in args.rows]
-    failed = []
-    if not args.no_run:
-        failed = run_queue(
-            todo, args.jobs,
-            lambda s, r: _load(args, s, r) is not None,
-            lambda s, r: [sys.executable, osp.abspath(__file__)] + argv +
-            ['--one', str(s), r],
-            lambda s, r: run_dir(args, s, r),
-            prefix='[tag]')
-    runs = {k: v for k in todo for v in [_load(args, *k)] if v is not None}
+    runs, failed = collect_runs(args, argv, __file__,
+                                lambda s, r: _load(args, s, r),
+                                lambda s, r: run_dir(args, s, r), '[tag]')
     # Delta_T reads the single-task runs of each seed, also when --rows
     # leaves them out (finished ones only)
     for seed in args.seeds:
@@ -328,10 +282,6 @@ def main(argv=None):
             result = runs.get((seed, row)) or _load(args, seed, row)
             if result is not None:
                 runs[(seed, row)] = result
-    missing = [k for k in todo if k not in runs]
-    if missing:
-        print_log(f'[tag] not finished, left out: {missing}',
-                  logger='current')
     out = summarize(args, runs)
     if failed:
         raise RuntimeError(f'{len(failed)} run(s) failed: {failed}')
