@@ -24,7 +24,7 @@ from .run_queue import run_queue
 __all__ = [
     'add_table_arguments', 'check_table_arguments', 'collect_runs',
     'deployed_params', 'format_value', 'group_by_row', 'per_seed_table',
-    'mean_table', 'write_table'
+    'mean_table', 'table_main', 'write_table'
 ]
 
 Run = Tuple[int, str]
@@ -252,3 +252,54 @@ def deployed_params(cfg) -> float:
         model_cfg = model_cfg.student
     model = MODELS.build(model_cfg)
     return sum(p.numel() for p in model.parameters()) / 1e6
+
+
+def table_main(script: str,
+               argv: Optional[Sequence[str]],
+               parse_args: Callable[[List[str]], argparse.Namespace],
+               run_one: Callable[[argparse.Namespace, int, str], dict],
+               summarize: Callable[[argparse.Namespace, Dict[Run, dict]],
+                                   dict],
+               load: Callable[[argparse.Namespace, int, str],
+                              Optional[dict]],
+               run_dir: Callable[[argparse.Namespace, int, str], str],
+               prefix: str,
+               depends_on: Optional[Callable[[argparse.Namespace, int, str],
+                                             List[Run]]] = None,
+               is_cached: Optional[Callable[[argparse.Namespace, int, str],
+                                            bool]] = None) -> dict:
+    """The ``main`` of a table tool: with ``--one SEED ROW`` train and test
+    that run in this process; otherwise run what is missing
+    (:func:`collect_runs`), tabulate every finished run with ``summarize``
+    and raise if a run failed (after the tables are written).
+
+    Args:
+        script (str): Path of the tool (``__file__``).
+        argv (Sequence[str], optional): Arguments. Defaults to
+            ``sys.argv[1:]``.
+        parse_args (Callable): The tool's parser.
+        run_one, load, run_dir, depends_on, is_cached (Callable): The
+            tool's functions of ``(args, seed, row)``.
+        summarize (Callable): ``(args, runs)`` -> the tool's output.
+        prefix (str): Start of the progress lines.
+
+    Returns:
+        dict: ``summarize``'s output, or with ``--one`` the run's result.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    if args.one is not None:
+        return run_one(args, *args.one)
+
+    def bind(fn):
+        return None if fn is None else (
+            lambda seed, row: fn(args, seed, row))
+
+    runs, failed = collect_runs(args, argv, script, bind(load),
+                                bind(run_dir), prefix,
+                                depends_on=bind(depends_on),
+                                is_cached=bind(is_cached))
+    out = summarize(args, runs)
+    if failed:
+        raise RuntimeError(f'{len(failed)} run(s) failed: {failed}')
+    return out

@@ -162,3 +162,40 @@ def test_deployed_params_of_a_model_and_of_a_student():
     assert kd.model.type == 'DistillationAlgorithm'
     # the distilled model deploys its student: the plain attention model
     assert table_tool.deployed_params(kd) == pytest.approx(student)
+
+
+def test_table_main_one_run_or_the_table(monkeypatch):
+    seen = []
+
+    def parse(argv):
+        return _parse(argv)
+
+    def run_one(args, seed, row):
+        seen.append(('one', seed, row))
+        return dict(m=seed)
+
+    def summarize(args, runs):
+        seen.append(('summary', sorted(runs)))
+        return dict(runs=runs)
+
+    def load(args, seed, row):
+        return dict(m=1.0) if row == 'a' else None
+
+    out = table_tool.table_main('x.py', ['--one', '2', 'b'], parse, run_one,
+                                summarize, load, lambda a, s, r: 'w', '[x]')
+    assert out == dict(m=2) and seen == [('one', 2, 'b')]
+
+    def fake_queue(todo, jobs, is_cached, command, log_dir, depends_on,
+                   prefix):
+        assert depends_on(0, 'b') == [(0, 'a')]
+        return [(0, 'b')]
+
+    monkeypatch.setattr(table_tool, 'run_queue', fake_queue)
+    seen.clear()
+    # the tables are written before a failed run is reported
+    failed = r"1 run\(s\) failed: \[\(0, 'b'\)\]"
+    with pytest.raises(RuntimeError, match=failed):
+        table_tool.table_main('x.py', ['--seeds', '0'], parse, run_one,
+                              summarize, load, lambda a, s, r: 'w', '[x]',
+                              depends_on=lambda a, s, r: [(s, 'a')])
+    assert seen == [('summary', [(0, 'a')])]

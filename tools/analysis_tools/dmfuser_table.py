@@ -25,7 +25,6 @@ Example:
 """
 import argparse
 import os.path as osp
-import sys
 from typing import Any, Dict, List, Optional, Tuple
 
 from mmengine.config import Config
@@ -36,9 +35,9 @@ from mtl_fusion.analysis.run_queue import (configure_run, load_final_metrics,
                                            pick_metrics, train_and_test)
 from mtl_fusion.analysis.table_tool import (add_table_arguments,
                                             check_table_arguments,
-                                            collect_runs, deployed_params,
-                                            group_by_row, mean_table,
-                                            per_seed_table, write_table)
+                                            deployed_params, group_by_row,
+                                            mean_table, per_seed_table,
+                                            table_main, write_table)
 from mtl_fusion.evaluation.metrics.multi_task_metric import delta_mtl
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -185,18 +184,9 @@ def summarize(args, runs: Dict[Tuple[int, str], dict]) -> Dict[str, Any]:
 
 def main(argv=None):
     """Run the table (or, with ``--one``, a single run)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parse_args(argv)
-    if args.one is not None:
-        return run_one(args, *args.one)
-    runs, failed = collect_runs(
-        args, argv, __file__, lambda s, r: _load(args, s, r),
-        lambda s, r: run_dir(args, s, r), '[dmfuser]',
-        depends_on=lambda s, r: depends_on(args, s, r))
-    out = summarize(args, runs)
-    if failed:
-        raise RuntimeError(f'{len(failed)} run(s) failed: {failed}')
-    return out
+    return table_main(__file__, argv, parse_args, run_one, summarize,
+                      _load, run_dir, '[dmfuser]',
+                      depends_on=depends_on)
 
 
 if __name__ == '__main__':

@@ -74,7 +74,6 @@ import argparse
 import copy
 import json
 import os.path as osp
-import sys
 from typing import Any, Dict, List, Optional, Tuple
 
 from mmengine.config import Config
@@ -91,9 +90,9 @@ from mtl_fusion.analysis.run_queue import (  # noqa: F401
     training_statistics)
 from mtl_fusion.analysis.table_tool import (add_table_arguments,
                                             check_table_arguments,
-                                            collect_runs, group_by_row,
+                                            group_by_row,
                                             mean_table, per_seed_table,
-                                            write_table)
+                                            table_main, write_table)
 from mtl_fusion.evaluation.metrics.multi_task_metric import delta_mtl
 
 # tools/analysis_tools/../.. is the checkout or, installed, mtl_fusion/.mim
@@ -465,18 +464,8 @@ def main(argv=None):
         dict: The output of :func:`summarize`, or with ``--one`` the run's
         result.
     """
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parse_args(argv)
-    if args.one is not None:
-        return run_one(args, *args.one)
-    runs, failed = collect_runs(
-        args, argv, __file__, lambda s, r: _load(args, s, r),
-        lambda s, r: run_dir(args, s, r), '[ablation]',
-        is_cached=lambda s, r: _cached(args, s, r))
-    out = summarize(args, runs)
-    if failed:
-        raise RuntimeError(f'{len(failed)} run(s) failed: {failed}')
-    return out
+    return table_main(__file__, argv, parse_args, run_one, summarize,
+                      _load, run_dir, '[ablation]', is_cached=_cached)
 
 
 if __name__ == '__main__':

@@ -40,7 +40,6 @@ Example:
 """
 import argparse
 import os.path as osp
-import sys
 from typing import Any, Dict, Optional, Tuple
 
 from mmengine.config import Config
@@ -55,9 +54,9 @@ from mtl_fusion.analysis.run_queue import (configure_run, load_final_metrics,
                                            pick_metrics, train_and_test)
 from mtl_fusion.analysis.table_tool import (add_table_arguments,
                                             check_table_arguments,
-                                            collect_runs, group_by_row,
+                                            group_by_row,
                                             mean_table, per_seed_table,
-                                            write_table)
+                                            table_main, write_table)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SUFFIX = '_1xb2-600i_synthetic-cs3d.py'
@@ -198,6 +197,13 @@ def _load(args, seed: int, row: str) -> Optional[dict]:
 
 def summarize(args, runs: Dict[Tuple[int, str], dict]) -> Dict[str, Any]:
     """Delta_T, complexity, per-seed and mean ± std tables, chart."""
+    # Delta_T reads the single-task runs of each seed, also when --rows
+    # leaves them out (finished ones only)
+    for seed in args.seeds:
+        for row in SINGLE_ROWS:
+            result = runs.get((seed, row)) or _load(args, seed, row)
+            if result is not None:
+                runs[(seed, row)] = result
     rows = [r for r in ORDER if any(row == r for _, row in runs)]
     complexity = {
         r: model_complexity(r, args.flops_shape)
@@ -268,24 +274,8 @@ def summarize(args, runs: Dict[Tuple[int, str], dict]) -> Dict[str, Any]:
 
 def main(argv=None):
     """Run the table (or, with ``--one``, a single run)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parse_args(argv)
-    if args.one is not None:
-        return run_one(args, *args.one)
-    runs, failed = collect_runs(args, argv, __file__,
-                                lambda s, r: _load(args, s, r),
-                                lambda s, r: run_dir(args, s, r), '[tag]')
-    # Delta_T reads the single-task runs of each seed, also when --rows
-    # leaves them out (finished ones only)
-    for seed in args.seeds:
-        for row in SINGLE_ROWS:
-            result = runs.get((seed, row)) or _load(args, seed, row)
-            if result is not None:
-                runs[(seed, row)] = result
-    out = summarize(args, runs)
-    if failed:
-        raise RuntimeError(f'{len(failed)} run(s) failed: {failed}')
-    return out
+    return table_main(__file__, argv, parse_args, run_one, summarize,
+                      _load, run_dir, '[tag]')
 
 
 if __name__ == '__main__':
