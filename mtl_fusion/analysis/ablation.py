@@ -281,7 +281,8 @@ def plot_bars(summary: Mapping[str, Mapping[str, MeanStd]],
 def plot_mean_curves(curves: Mapping[str, Mapping[str, Sequence[Curve]]],
                      keys: Sequence[str],
                      out: str,
-                     log_y: bool = True) -> str:
+                     log_y: bool = True,
+                     reference: Optional[float] = 1.0) -> str:
     """Mean curve over runs (± std band) per row, one panel per key.
 
     Args:
@@ -292,6 +293,8 @@ def plot_mean_curves(curves: Mapping[str, Mapping[str, Sequence[Curve]]],
         out (str): Output PNG.
         log_y (bool): Logarithmic y axis where every value is positive.
             Defaults to True.
+        reference (float, optional): A dashed line at this y on a log
+            axis (1.0: a balanced ratio). Defaults to 1.0; None: no line.
 
     Returns:
         str: ``out``.
@@ -315,7 +318,9 @@ def plot_mean_curves(curves: Mapping[str, Mapping[str, Sequence[Curve]]],
             drawn = True
         if drawn and log_y and positive:
             ax.set_yscale('log')
-            ax.axhline(1.0, color='grey', linewidth=0.5, linestyle='--')
+            if reference is not None:
+                ax.axhline(reference, color='grey', linewidth=0.5,
+                           linestyle='--')
         ax.set_title(key if drawn else f'{key} (not logged)')
         ax.set_xlabel('iteration')
         if drawn:

@@ -30,7 +30,7 @@ from .calibration_curves import load_calibration, plot_calibration
 __all__ = [
     'duration', 'RunProgress', 'run_queue', 'checkpoint_iter', 'configure_run',
     'training_statistics', 'test_checkpoint', 'train_and_test',
-    'pick_metrics', 'load_final_metrics'
+    'pick_metrics', 'load_final_metrics', 'loss_curve'
 ]
 
 Run = Tuple[int, str]
@@ -226,6 +226,43 @@ def training_statistics(work_dir: str,
     change = relative_change(out['loss_prev20'], out['loss_last20'])
     out['loss_rel_change'] = None if change is None else 100.0 * change
     return out
+
+
+def loss_curve(work_dir: str,
+               points: int = 50) -> Optional[Tuple[List[float], List[float]]]:
+    """The training loss of a run, averaged in ``points`` equal windows of
+    iterations (the per-iteration loss is too noisy to read).
+
+    Reads ``<work_dir>/train_scalars.json``, which
+    :func:`training_statistics` writes at the end of every run.
+
+    Args:
+        work_dir (str): The run's work dir.
+        points (int): Windows over ``(0, last logged iteration]``.
+            Defaults to 50.
+
+    Returns:
+        tuple[list, list] | None: Window ends (iterations) and mean losses
+        of the windows with a finite loss; None without the file.
+    """
+    path = osp.join(work_dir, 'train_scalars.json')
+    if not osp.isfile(path):
+        return None
+    with open(path) as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    xs = [float(r.get('iter', r.get('step'))) for r in records]
+    ys = [r['loss'] for r in records]
+    if not xs:
+        return None
+    last = max(xs)
+    windows = [last * (k + 1) / points for k in range(points)]
+    curve: Tuple[List[float], List[float]] = ([], [])
+    for start, end in zip([0.0] + windows[:-1], windows):
+        mean = window_mean(xs, ys, start, end)
+        if mean is not None:
+            curve[0].append(end)
+            curve[1].append(mean)
+    return curve
 
 
 def configure_run(cfg: Config, work_dir: str, iters: int, seed: int,

@@ -6,7 +6,8 @@ import sys
 import pytest
 
 from mtl_fusion.analysis.run_queue import (duration, load_final_metrics,
-                                           pick_metrics, run_queue)
+                                           loss_curve, pick_metrics,
+                                           run_queue)
 
 
 def _queue(tmp_path, todo, fail=(), cached=(), deps=None, jobs=2):
@@ -84,3 +85,16 @@ def test_pick_metrics_and_load_final_metrics(tmp_path):
     assert load_final_metrics(str(tmp_path), 300)['iters'] == 300
     with pytest.raises(ValueError, match='json.*not --iters 600'):
         load_final_metrics(str(tmp_path), 600)
+
+
+def test_loss_curve_window_means(tmp_path):
+    assert loss_curve(str(tmp_path)) is None
+    with open(tmp_path / 'train_scalars.json', 'w') as f:
+        for it in range(1, 13):
+            loss = float('nan') if it in (7, 8, 9) else float(it)
+            f.write(json.dumps(dict(iter=it, loss=loss)) + '\n')
+    # 4 windows of 3 iterations: (0, 3], (3, 6], (6, 9], (9, 12]; the third
+    # holds only non-finite losses and is left out
+    xs, ys = loss_curve(str(tmp_path), points=4)
+    assert xs == [3.0, 6.0, 12.0]
+    assert ys == pytest.approx([2.0, 5.0, 11.0])

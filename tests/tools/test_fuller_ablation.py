@@ -162,6 +162,13 @@ def test_summarize_mean_std_delta_mtl_and_outputs(tool, tmp_path,
     monkeypatch.setitem(sys.modules, 'mtl_fusion.analysis.robustness', fake)
     args = _args(tool, tmp_path, '--robustness', '--figure',
                  str(tmp_path / 'res' / 'fig.png'))
+    # the loss chart reads each run's merged training scalars
+    for seed in (0, 1):
+        folder = tmp_path / f'seed{seed}' / 'both'
+        os.makedirs(folder)
+        with open(folder / 'train_scalars.json', 'w') as f:
+            for it in range(1, 11):
+                f.write(json.dumps(dict(iter=it, loss=5.0 - it / 4)) + '\n')
     curve = [[1, 2], [4.0, 3.0]]
     runs = {}
     for seed, (det, seg, m, i, g) in enumerate([(0.5, 0.4, 0.45, 0.2, 3.0),
@@ -197,7 +204,7 @@ def test_summarize_mean_std_delta_mtl_and_outputs(tool, tmp_path,
     assert f'{mean:.2f} ± {std:.2f}' in text
     assert '| both | lidar only | 0.2325 ± 0.0106 (n=2) | - |' in text
     for name in ('fig.png', 'fuller_ablation_gammas.png',
-                 'fuller_robustness.png'):
+                 'fuller_ablation_loss.png', 'fuller_robustness.png'):
         assert osp.getsize(tmp_path / 'res' / name) > 0
     with open(tmp_path / 'ablation.json') as f:
         saved = json.load(f)

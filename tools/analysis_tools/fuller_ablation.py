@@ -47,8 +47,9 @@ Outputs in ``--work-dir``: ``ablation.md`` (per-seed table, mean ± std
 table with sample std and n, robustness table), ``ablation.json``; charts:
 the bar chart with error bars (``--figure``, by default
 ``<work-dir>/fuller_ablation.png``), next to it ``fuller_ablation_gammas.png``
-(mean gamma curves over seeds per row) and, with ``--robustness``,
-``fuller_robustness.png``.
+(mean gamma curves over seeds per row), ``fuller_ablation_loss.png`` (mean
+training loss curves over seeds per row, the convergence check) and, with
+``--robustness``, ``fuller_robustness.png``.
 
 With ``--robustness`` every trained model is also tested under each
 condition of :func:`mtl_fusion.analysis.robustness.robustness_conditions`
@@ -86,8 +87,8 @@ from mtl_fusion.analysis.ablation import (aggregate_runs, format_mean_std,
                                           plot_mean_curves)
 # training_statistics: also part of this tool's interface
 from mtl_fusion.analysis.run_queue import (  # noqa: F401
-    GAMMAS, configure_run, pick_metrics, test_checkpoint, train_and_test,
-    training_statistics)
+    GAMMAS, configure_run, loss_curve, pick_metrics, test_checkpoint,
+    train_and_test, training_statistics)
 from mtl_fusion.analysis.table_tool import (add_table_arguments,
                                             check_table_arguments,
                                             group_by_row,
@@ -419,6 +420,14 @@ def summarize(args, runs: Dict[Tuple[int, str], dict]) -> Dict[str, Any]:
     }
     files['gammas'] = plot_mean_curves(
         curves, list(GAMMAS), osp.join(fig_dir, 'fuller_ablation_gammas.png'))
+    losses = {
+        row: {'loss': [c for seed, r in sorted(runs) if r == row
+                       for c in [loss_curve(run_dir(args, seed, row))] if c]}
+        for row in rows
+    }
+    files['loss'] = plot_mean_curves(
+        losses, ['loss'], osp.join(fig_dir, 'fuller_ablation_loss.png'),
+        reference=None)
 
     robustness: Dict[str, Dict[str, Dict[str, List[float]]]] = {}
     if args.robustness:
