@@ -25,7 +25,8 @@ from mmengine.logging import print_log
 from mmengine.runner import Runner, find_latest_checkpoint
 
 from .ablation import merge_scalars, relative_change, window_mean
-from .calibration_curves import load_calibration, plot_calibration
+from .calibration_curves import (load_calibration, plot_calibration,
+                                 scalar_records)
 
 __all__ = [
     'duration', 'RunProgress', 'run_queue', 'checkpoint_iter', 'configure_run',
@@ -248,10 +249,10 @@ def loss_curve(work_dir: str,
     path = osp.join(work_dir, 'train_scalars.json')
     if not osp.isfile(path):
         return None
-    with open(path) as f:
-        records = [json.loads(line) for line in f if line.strip()]
-    xs = [float(r.get('iter', r.get('step'))) for r in records]
-    ys = [r['loss'] for r in records]
+    records = [(step, r['loss']) for step, r in scalar_records(path)
+               if 'loss' in r]
+    xs = [float(step) for step, _ in records]
+    ys = [loss for _, loss in records]
     if not xs:
         return None
     last = max(xs)
